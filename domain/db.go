@@ -1,0 +1,198 @@
+package domain
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "github.com/lib/pq"  // PostgreSQL driver
+	_ "modernc.org/sqlite" // embedded store, pure Go
+)
+
+// Dialect is the SQL flavour of a store. Module SQL is written once with
+// $N placeholders, which both stores accept; DDL differs and lives in
+// per-dialect migrations.
+type Dialect int
+
+// The two stores.
+const (
+	SQLite Dialect = iota
+	Postgres
+)
+
+func (d Dialect) String() string {
+	if d == Postgres {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// DB is a store plus the outbox that rides in its transactions.
+type DB struct {
+	*sql.DB
+	Dialect Dialect
+	// DSN is the connection string, kept for the PostgreSQL LISTEN connection.
+	DSN string
+	// Schema is the PostgreSQL schema in use (search_path), "" for SQLite.
+	Schema string
+	// committed gets a token after every commit that wrote events, so the
+	// relay in this process wakes without waiting for a poll.
+	committed chan struct{}
+}
+
+// OpenConfig says which store to open.
+type OpenConfig struct {
+	// DatabaseURL selects PostgreSQL when set (postgres://...).
+	DatabaseURL string
+	// DataDir holds the SQLite file when DatabaseURL is empty.
+	DataDir string
+}
+
+// Open opens the configured store and checks that it answers.
+func Open(ctx context.Context, cfg OpenConfig) (*DB, error) {
+	if cfg.DatabaseURL != "" {
+		return openPostgres(ctx, cfg.DatabaseURL)
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = "data"
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("open sqlite: data dir: %w", err)
+	}
+	return OpenSQLite(ctx, filepath.Join(cfg.DataDir, "switchboard.db"))
+}
+
+// OpenSQLite opens (creating) the SQLite file at path. Transactions begin
+// IMMEDIATE: the relay reads and acks in one transaction, and a deferred
+// begin could not upgrade to a write when a writer committed in between.
+func OpenSQLite(ctx context.Context, path string) (*DB, error) {
+	q := url.Values{}
+	q.Set("_txlock", "immediate")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "busy_timeout(30000)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	dsn := "file:" + path + "?" + q.Encode()
+	sdb, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	// SQLite has one writer; more connections only queue on the lock.
+	sdb.SetMaxOpenConns(4)
+	db := &DB{DB: sdb, Dialect: SQLite, DSN: dsn, committed: make(chan struct{}, 1)}
+	if err := sdb.PingContext(ctx); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	return db, nil
+}
+
+func openPostgres(ctx context.Context, dsn string) (*DB, error) {
+	sdb, err := sql.Open("postgres", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	sdb.SetMaxOpenConns(48)
+	sdb.SetMaxIdleConns(48)
+	sdb.SetConnMaxIdleTime(5 * time.Minute)
+	db := &DB{DB: sdb, Dialect: Postgres, DSN: dsn, committed: make(chan struct{}, 1)}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := sdb.QueryRowContext(pctx, `SELECT current_schema()`).Scan(&db.Schema); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	return db, nil
+}
+
+// IsPostgresURL reports whether s names a PostgreSQL database.
+func IsPostgresURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
+
+// Tx is a store transaction that also collects the events to write to the
+// outbox in the same transaction.
+type Tx struct {
+	*sql.Tx
+	Dialect Dialect
+	ctx     context.Context
+	pending []Envelope
+}
+
+// Emit queues events for scope; they are written to the outbox inside this
+// transaction, just before it commits, and delivered only if it commits.
+func (tx *Tx) Emit(scope Scope, events ...Event) error {
+	for _, ev := range events {
+		env, err := NewEnvelope(tx.ctx, scope, ev)
+		if err != nil {
+			return err
+		}
+		tx.pending = append(tx.pending, env)
+	}
+	return nil
+}
+
+// EmitEnvelope queues an already built envelope.
+func (tx *Tx) EmitEnvelope(envs ...Envelope) {
+	tx.pending = append(tx.pending, envs...)
+}
+
+// InTx runs fn in one transaction. Rows fn writes and events it emits commit
+// together or not at all; fn's error (or a panic) rolls everything back.
+func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
+	stx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	tx := &Tx{Tx: stx, Dialect: db.Dialect, ctx: ctx}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = stx.Rollback()
+			panic(p)
+		}
+		if err != nil {
+			_ = stx.Rollback()
+		}
+	}()
+	if err = fn(tx); err != nil {
+		return err
+	}
+	if len(tx.pending) > 0 {
+		if err = writeOutbox(stx, db.Dialect, tx.pending); err != nil {
+			return err
+		}
+	}
+	if err = stx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if len(tx.pending) > 0 {
+		db.signalCommitted()
+	}
+	return nil
+}
+
+func (db *DB) signalCommitted() {
+	select {
+	case db.committed <- struct{}{}:
+	default:
+	}
+}
+
+// IsUniqueViolation reports whether err is a unique-constraint failure on
+// either store.
+func IsUniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := err.Error()
+	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "duplicate key value")
+}
+
+// IsNoRows reports sql.ErrNoRows anywhere in err's chain.
+func IsNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }

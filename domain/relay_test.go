@@ -1,0 +1,210 @@
+package domain_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"switchboard/domain"
+	"switchboard/domain/dbtest"
+)
+
+type pinged struct {
+	N int `json:"n"`
+}
+
+func (pinged) Name() string { return "Pinged" }
+
+// collector is a Sink that records what it got.
+type collector struct {
+	mu   sync.Mutex
+	envs []domain.Envelope
+	ch   chan struct{}
+}
+
+func newCollector() *collector { return &collector{ch: make(chan struct{}, 1<<16)} }
+
+func (c *collector) sink(_ context.Context, env domain.Envelope) error {
+	c.mu.Lock()
+	c.envs = append(c.envs, env)
+	c.mu.Unlock()
+	c.ch <- struct{}{}
+	return nil
+}
+
+func (c *collector) wait(t *testing.T, n int) []domain.Envelope {
+	t.Helper()
+	deadline := time.After(15 * time.Second)
+	for i := 0; i < n; i++ {
+		select {
+		case <-c.ch:
+		case <-deadline:
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			t.Fatalf("got %d of %d events", len(c.envs), n)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]domain.Envelope(nil), c.envs...)
+}
+
+func (c *collector) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.envs)
+}
+
+func runRelay(t *testing.T, db *domain.DB, sink domain.Sink) (stop func()) {
+	t.Helper()
+	r, err := domain.NewRelay(db, sink, domain.RelayConfig{PollInterval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("relay: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func emit(t *testing.T, db *domain.DB, n int, fail bool) error {
+	t.Helper()
+	return db.InTx(context.Background(), func(tx *domain.Tx) error {
+		if _, err := tx.ExecContext(context.Background(), `INSERT INTO projects (slug, name, created_at) VALUES ($1, 'x', $2)`,
+			"p"+time.Now().Format("150405.000000000"), time.Now()); err != nil {
+			return err
+		}
+		if err := tx.Emit(domain.Scope{Channels: []string{"c"}}, pinged{N: n}); err != nil {
+			return err
+		}
+		if fail {
+			return errors.New("boom after insert")
+		}
+		return nil
+	})
+}
+
+func TestRelayDeliversCommittedOnly(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, db *domain.DB) {
+		c := newCollector()
+		runRelay(t, db, c.sink)
+		if err := emit(t, db, 1, true); err == nil {
+			t.Fatal("expected the failing transaction to fail")
+		}
+		if err := emit(t, db, 2, false); err != nil {
+			t.Fatal(err)
+		}
+		got := c.wait(t, 1)
+		time.Sleep(300 * time.Millisecond)
+		if n := c.count(); n != 1 {
+			t.Fatalf("delivered %d events, want exactly 1", n)
+		}
+		if got[0].Name != "Pinged" || string(got[0].Data) != `{"n":2}` {
+			t.Fatalf("unexpected envelope %+v data %s", got[0], got[0].Data)
+		}
+		var rows int
+		if err := db.QueryRow(`SELECT count(*) FROM projects`).Scan(&rows); err != nil || rows != 1 {
+			t.Fatalf("projects rows = %d (%v), want 1: the failed write must leave nothing", rows, err)
+		}
+	})
+}
+
+func TestRelayRestartLosesNothing(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, db *domain.DB) {
+		c := newCollector()
+		stop := runRelay(t, db, c.sink)
+		for i := 0; i < 5; i++ {
+			if err := emit(t, db, i, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.wait(t, 5)
+		stop()
+		// Committed while no relay runs.
+		for i := 5; i < 15; i++ {
+			if err := emit(t, db, i, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c2 := newCollector()
+		runRelay(t, db, c2.sink)
+		got := c2.wait(t, 10)
+		time.Sleep(300 * time.Millisecond)
+		if n := c2.count(); n != 10 {
+			t.Fatalf("after restart delivered %d, want 10 (no loss, no replay of relayed rows)", n)
+		}
+		for i, env := range got {
+			want := `{"n":` + itoa(i+5) + `}`
+			if string(env.Data) != want {
+				t.Fatalf("event %d = %s, want %s (order)", i, env.Data, want)
+			}
+		}
+	})
+}
+
+func TestRelayPrunesRelayedRows(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, db *domain.DB) {
+		c := newCollector()
+		runRelay(t, db, c.sink)
+		for i := 0; i < 3; i++ {
+			if err := emit(t, db, i, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.wait(t, 3)
+		r, err := domain.NewRelay(db, c.sink, domain.RelayConfig{Retention: time.Nanosecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1100 * time.Millisecond) // created_at has second precision on SQLite
+		if _, err := r.Prune(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		var left int
+		if err := db.QueryRow(`SELECT count(*) FROM watermill_events`).Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		// PostgreSQL keeps the rows of the last relayed transaction (its cursor).
+		if left > 1 {
+			t.Fatalf("%d outbox rows left after pruning, want at most 1", left)
+		}
+	})
+}
+
+func TestRelayConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  domain.RelayConfig
+		ok   bool
+	}{
+		{"zero is defaults", domain.RelayConfig{}, true},
+		{"negative poll", domain.RelayConfig{PollInterval: -1}, false},
+		{"negative retention", domain.RelayConfig{Retention: -1}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := domain.NewRelay(&domain.DB{}, func(context.Context, domain.Envelope) error { return nil }, tc.cfg)
+			if (err == nil) != tc.ok {
+				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
+
+func itoa(i int) string {
+	if i < 10 {
+		return string(rune('0' + i))
+	}
+	return itoa(i/10) + string(rune('0'+i%10))
+}
