@@ -2,10 +2,10 @@ package domain
 
 import (
 	"crypto/rand"
-	"encoding/json"
-	"io"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"

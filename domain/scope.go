@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"context"
 	"strings"
 )
 
@@ -146,4 +147,10 @@ func validID(s string) bool {
 		}
 	}
 	return true
+}
+
+// Membership answers the gateway's question "may member read room?". The
+// chat module implements it; cmd/switchboard wires it in.
+type Membership interface {
+	IsRoomParticipant(ctx context.Context, room, member string) (bool, error)
 }

@@ -1,0 +1,35 @@
+# Switchboard — the two commands a newcomer needs are `make run` and `make test`.
+GO      ?= go
+BIN     := bin/switchboard
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: run build test vet test-go test-conformance conformance-deps bench clean
+
+## run: build and start the gateway on its embedded default (SQLite in ./data, :8080)
+run: build
+	./$(BIN) serve
+
+## build: compile the binary into bin/
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/switchboard
+
+## test: formatting and vet, Go tests with -race (PostgreSQL + SQLite), then the
+## Node conformance suite driving the real npm client libraries
+test: vet test-go test-conformance
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './conformance/*')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+test-go:
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+conformance-deps:
+	cd conformance && npm ci --no-audit --no-fund --loglevel=error
+
+test-conformance: build conformance-deps
+	cd conformance && SWITCHBOARD_BIN=$(CURDIR)/$(BIN) npm test
+
+clean:
+	rm -rf bin data

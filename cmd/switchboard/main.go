@@ -1,0 +1,131 @@
+// Command switchboard is the domain event gateway: REST modules that write
+// rows and events in one transaction, a relay from the outbox, and WebSocket
+// front doors for pusher-js / laravel-echo clients.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"switchboard/domain"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `usage: switchboard <command> [flags]
+
+commands:
+  serve     run the gateway (REST, WebSocket, relay); migrations run first
+  migrate   apply database migrations and exit
+  token     print a signed JWT: token --sub 42 --name "Jane Smith" --projects demo,expo [--admin] [--ttl 1h]
+  version   print the version
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "switchboard:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command")
+	}
+	switch args[0] {
+	case "serve":
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		return serve(ctx, args[1:], stderr)
+	case "migrate":
+		return migrateCmd(context.Background(), args[1:], stderr)
+	case "token":
+		return tokenCmd(args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, version)
+		return nil
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	l, _ := parseLevel(level)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func migrateCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, err := loadConfig(args)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	db, err := domain.Open(ctx, domain.OpenConfig{DatabaseURL: cfg.DatabaseURL, DataDir: cfg.DataDir})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := domain.Migrate(ctx, db, migrations()...); err != nil {
+		return err
+	}
+	log.Info("migrations applied", "store", db.Dialect)
+	return nil
+}
+
+func tokenCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sub := fs.String("sub", "", "subject: user / community member id (required)")
+	name := fs.String("name", "", "display name")
+	projects := fs.String("projects", "", "comma-separated project slugs the token may use (* for all)")
+	admin := fs.Bool("admin", false, "grant admin")
+	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime (0 = no expiry)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *sub == "" {
+		return errors.New("token: --sub is required")
+	}
+	cfg, err := loadConfig(nil)
+	if err != nil {
+		return err
+	}
+	secret, err := cfg.secret(nil)
+	if err != nil {
+		return err
+	}
+	if cfg.JWTSecret == "" {
+		fmt.Fprintln(stderr, "warning: SWITCHBOARD_JWT_SECRET is not set; signing with the public development secret")
+	}
+	signer, err := domain.NewSigner(secret)
+	if err != nil {
+		return err
+	}
+	c := domain.Claims{Name: *name, Admin: *admin}
+	c.Subject = *sub
+	for _, p := range strings.Split(*projects, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			c.Projects = append(c.Projects, p)
+		}
+	}
+	tok, err := signer.Mint(c, *ttl)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}

@@ -1,0 +1,60 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+
+	"switchboard/domain"
+)
+
+// Authorizer decides who may read a canonical channel. Every protocol asks
+// it, so the rules are the same over Pusher, Centrifugo and ActionCable.
+type Authorizer struct {
+	// Membership answers room questions; nil means no room is readable.
+	Membership domain.Membership
+}
+
+// CanRead returns nil when claims may subscribe to the canonical channel, or
+// a forbidden error saying why not.
+//   - dashboard.project.{slug}.*: the projects claim holds slug or "*", or admin;
+//   - a member's streams: only that member (sub);
+//   - chat-room-{room}-channel: only the room's current participants.
+//
+// Names that are not Switchboard channels are refused; protocols decide
+// their own app channels before asking.
+func (a *Authorizer) CanRead(ctx context.Context, claims *domain.Claims, channel string) error {
+	if claims == nil {
+		return domain.ErrUnauthorized
+	}
+	pc := domain.ParseChannel(channel)
+	switch pc.Kind {
+	case domain.KindProject:
+		if claims.CanAccessProject(pc.Project) {
+			return nil
+		}
+		return domain.Forbidden("token may not read project %q", pc.Project)
+	case domain.KindMember:
+		if claims.Subject == pc.Member {
+			return nil
+		}
+		return domain.Forbidden("channel %q belongs to another member", channel)
+	case domain.KindRoom:
+		if a.Membership == nil {
+			return domain.Forbidden("room channels are not available")
+		}
+		ok, err := a.Membership.IsRoomParticipant(ctx, pc.Room, claims.Subject)
+		if err != nil {
+			return fmt.Errorf("room membership: %w", err)
+		}
+		if !ok {
+			return domain.Forbidden("member %s is not a participant of room %s", claims.Subject, pc.Room)
+		}
+		return nil
+	}
+	return domain.Forbidden("unknown channel %q", channel)
+}
+
+// IsCanonical reports whether channel is one of Switchboard's own families.
+func IsCanonical(channel string) bool {
+	return domain.ParseChannel(channel).Kind != domain.KindOther
+}

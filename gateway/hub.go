@@ -1,0 +1,189 @@
+package gateway
+
+import (
+	"hash/fnv"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Subscriber receives the messages of one channel for one connection. The
+// hub calls Deliver from the publishing goroutine: it must not block (enqueue
+// onto the connection's Writer and return).
+type Subscriber interface {
+	// ConnID identifies the connection (for exclusion and counting).
+	ConnID() string
+	// Deliver hands over a message; it must return quickly.
+	Deliver(m *Message)
+}
+
+// numShards spreads channels over independent locks so that publishing to
+// one channel never waits on subscribes to another.
+const numShards = 64
+
+// Hub tracks channel subscriptions and fans messages out. Subscriber lists
+// are copy-on-write: publishing takes a read lock only long enough to load
+// the current slice, and delivers outside the lock.
+type Hub struct {
+	shards [numShards]*shard
+	hooks  []Hook
+}
+
+// Hook observes channel life; the gateway uses it for occupancy-driven
+// features (subscription counts, presence, webhooks). Hooks run outside hub
+// locks, synchronously with Subscribe/Unsubscribe.
+type Hook interface {
+	Subscribed(channel string, s Subscriber, count int)
+	Unsubscribed(channel string, s Subscriber, count int)
+}
+
+type shard struct {
+	mu       sync.RWMutex
+	channels map[string]*channelSubs
+}
+
+type channelSubs struct {
+	subs []Subscriber // copy-on-write; never mutated in place
+}
+
+// NewHub returns an empty hub.
+func NewHub() *Hub {
+	h := &Hub{}
+	for i := range h.shards {
+		h.shards[i] = &shard{channels: map[string]*channelSubs{}}
+	}
+	return h
+}
+
+// AddHook registers a hook. Call before serving.
+func (h *Hub) AddHook(k Hook) { h.hooks = append(h.hooks, k) }
+
+func (h *Hub) shard(channel string) *shard {
+	f := fnv.New32a()
+	_, _ = f.Write([]byte(channel))
+	return h.shards[f.Sum32()%numShards]
+}
+
+// Subscribe adds s to channel. It reports false when s was already there.
+func (h *Hub) Subscribe(channel string, s Subscriber) bool {
+	sh := h.shard(channel)
+	sh.mu.Lock()
+	cs := sh.channels[channel]
+	if cs == nil {
+		cs = &channelSubs{}
+		sh.channels[channel] = cs
+	}
+	for _, x := range cs.subs {
+		if x == s {
+			sh.mu.Unlock()
+			return false
+		}
+	}
+	next := make([]Subscriber, len(cs.subs), len(cs.subs)+1)
+	copy(next, cs.subs)
+	cs.subs = append(next, s)
+	n := len(cs.subs)
+	sh.mu.Unlock()
+	for _, k := range h.hooks {
+		k.Subscribed(channel, s, n)
+	}
+	return true
+}
+
+// Unsubscribe removes s from channel. It reports false when s was not there.
+func (h *Hub) Unsubscribe(channel string, s Subscriber) bool {
+	sh := h.shard(channel)
+	sh.mu.Lock()
+	cs := sh.channels[channel]
+	if cs == nil {
+		sh.mu.Unlock()
+		return false
+	}
+	idx := -1
+	for i, x := range cs.subs {
+		if x == s {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 {
+		sh.mu.Unlock()
+		return false
+	}
+	n := len(cs.subs) - 1
+	if n == 0 {
+		delete(sh.channels, channel)
+	} else {
+		next := make([]Subscriber, 0, n)
+		next = append(next, cs.subs[:idx]...)
+		cs.subs = append(next, cs.subs[idx+1:]...)
+	}
+	sh.mu.Unlock()
+	for _, k := range h.hooks {
+		k.Unsubscribed(channel, s, n)
+	}
+	return true
+}
+
+// Publish delivers m to every subscriber of m.Channel and returns how many
+// got it.
+func (h *Hub) Publish(m *Message) int {
+	sh := h.shard(m.Channel)
+	sh.mu.RLock()
+	cs := sh.channels[m.Channel]
+	var subs []Subscriber
+	if cs != nil {
+		subs = cs.subs
+	}
+	sh.mu.RUnlock()
+	n := 0
+	for _, s := range subs {
+		if m.ExceptConn != "" && s.ConnID() == m.ExceptConn {
+			continue
+		}
+		s.Deliver(m)
+		n++
+	}
+	return n
+}
+
+// Subscribers returns a snapshot of channel's subscribers.
+func (h *Hub) Subscribers(channel string) []Subscriber {
+	sh := h.shard(channel)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	if cs := sh.channels[channel]; cs != nil {
+		return cs.subs
+	}
+	return nil
+}
+
+// Count is the number of subscriptions to channel.
+func (h *Hub) Count(channel string) int { return len(h.Subscribers(channel)) }
+
+// Channels lists occupied channels starting with prefix, sorted.
+func (h *Hub) Channels(prefix string) []string {
+	var out []string
+	for _, sh := range h.shards {
+		sh.mu.RLock()
+		for name := range sh.channels {
+			if strings.HasPrefix(name, prefix) {
+				out = append(out, name)
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	sort.Strings(out)
+	return out
+}
+
+// NumChannels is the number of occupied channels.
+func (h *Hub) NumChannels() int {
+	n := 0
+	for _, sh := range h.shards {
+		sh.mu.RLock()
+		n += len(sh.channels)
+		sh.mu.RUnlock()
+	}
+	return n
+}

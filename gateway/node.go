@@ -1,0 +1,84 @@
+package gateway
+
+import (
+	"log/slog"
+	"sync"
+
+	"switchboard/domain"
+)
+
+// Interceptor sees every message before fan-out (history, cache channels,
+// stream offsets). It may set fields of m; it must not block.
+type Interceptor func(m *Message)
+
+// Node is one gateway process: the hub, the authorization rules and the
+// path from the broker into the hub. Protocol adapters hold a *Node.
+type Node struct {
+	Hub  *Hub
+	Auth *Authorizer
+	Log  *slog.Logger
+	// Presence is shared by every protocol's presence channels.
+	Presence *Presence
+	// Users enforces the per-user connection limit across protocols.
+	Users *UserConns
+
+	mu           sync.RWMutex
+	interceptors []Interceptor
+	disconnects  []func(userID string, channel string)
+}
+
+// NewNode returns a node with an empty hub.
+func NewNode(auth *Authorizer, log *slog.Logger) *Node {
+	if auth == nil {
+		auth = &Authorizer{}
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Node{Hub: NewHub(), Auth: auth, Log: log, Presence: NewPresence(), Users: NewUserConns(0)}
+}
+
+// Intercept adds an interceptor; call before serving.
+func (n *Node) Intercept(i Interceptor) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.interceptors = append(n.interceptors, i)
+}
+
+// Publish runs the interceptors and fans m out; it returns the number of
+// subscribers reached.
+func (n *Node) Publish(m *Message) int {
+	n.mu.RLock()
+	is := n.interceptors
+	n.mu.RUnlock()
+	for _, i := range is {
+		i(m)
+	}
+	return n.Hub.Publish(m)
+}
+
+// Dispatch fans a committed event out to every channel of its scope. It is
+// the broker subscriber of the node.
+func (n *Node) Dispatch(env domain.Envelope) {
+	for _, ch := range env.Scope.ChannelNames() {
+		n.Publish(&Message{Channel: ch, Event: env.Name, Data: env.Data, ID: env.ID})
+	}
+}
+
+// OnRevoke registers fn to be told that userID lost the right to read
+// channel (e.g. removed from a chat room); adapters drop such subscriptions.
+func (n *Node) OnRevoke(fn func(userID, channel string)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.disconnects = append(n.disconnects, fn)
+}
+
+// Revoke tells every adapter that userID may no longer read channel.
+func (n *Node) Revoke(userID, channel string) {
+	n.mu.RLock()
+	fns := n.disconnects
+	n.mu.RUnlock()
+	for _, fn := range fns {
+		fn(userID, channel)
+	}
+}

@@ -1,0 +1,311 @@
+package pusher
+
+import (
+	"encoding/json"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"switchboard/gateway"
+)
+
+// conn is one Pusher connection. The echo handler goroutine reads; the
+// gateway.Writer writes (all writes, control frames included, go through it
+// because frames are written straight to the socket).
+type conn struct {
+	a   *Adapter
+	app *App
+	id  string
+	ws  *websocket.Conn
+	w   *gateway.Writer
+
+	lastSeen atomic.Int64 // unix nanos of the last frame received
+	pinged   atomic.Bool
+	timer    *time.Timer
+
+	mu   sync.Mutex
+	subs map[string]*subscription // by Pusher channel name
+	// authUsers: hub channel → user id, recorded by the auth endpoint.
+	authUsers map[string]string
+	closed    bool
+}
+
+// subscription is the hub Subscriber for one channel of one connection.
+type subscription struct {
+	c    *conn
+	name string // Pusher channel name
+	hub  string // hub channel
+	key  string // frame cache key
+}
+
+func (s *subscription) ConnID() string { return s.c.id }
+
+func (s *subscription) Deliver(m *gateway.Message) {
+	s.c.w.Enqueue(m.Frame(s.key, func(m *gateway.Message) []byte { return eventFrame(s.name, m) }))
+}
+
+var _ gateway.Subscriber = (*subscription)(nil)
+
+func newConn(a *Adapter, app *App, ws *websocket.Conn) *conn {
+	c := &conn{a: a, app: app, id: newSocketID(), ws: ws, subs: map[string]*subscription{}}
+	c.w = gateway.NewWriter(gateway.WriterConfig{
+		Write:    gateway.NetWrite(ws.NetConn(), a.cfg.WriteTimeout),
+		MaxQueue: a.cfg.MaxQueue,
+		OnOverflow: func() {
+			a.log.Warn("slow consumer disconnected", "socket_id", c.id)
+			c.closeWith(CodeOverCapacity, "Connection too slow: send queue full")
+		},
+		OnError: func(error) { _ = ws.NetConn().Close() },
+	})
+	// Control frames from the client are answered through the writer: the
+	// default handlers would write to the socket concurrently with it.
+	ws.SetPingHandler(func(data string) error {
+		c.touch()
+		c.w.Enqueue(gateway.PongFrame([]byte(data)))
+		return nil
+	})
+	ws.SetPongHandler(func(string) error { c.touch(); return nil })
+	ws.SetCloseHandler(func(code int, _ string) error {
+		c.w.CloseWith(gateway.CloseFrame(code, ""))
+		return nil
+	})
+	ws.SetReadLimit(128 << 10)
+	return c
+}
+
+func (c *conn) touch() {
+	c.lastSeen.Store(time.Now().UnixNano())
+	c.pinged.Store(false)
+}
+
+// run sends the handshake and reads until the connection ends.
+func (c *conn) run() {
+	c.touch()
+	activity := int(c.app.ActivityTimeout / time.Second)
+	if activity < 1 {
+		activity = 1
+	}
+	c.w.Enqueue(encode(outFrame{Event: evConnectionEstablished,
+		Data: jsonString(map[string]any{"socket_id": c.id, "activity_timeout": activity})}))
+	c.timer = time.AfterFunc(c.app.ActivityTimeout, c.checkIdle)
+	defer c.cleanup()
+	for {
+		_, data, err := c.ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		c.touch()
+		c.handle(data)
+	}
+}
+
+// checkIdle pings a connection that has been silent for the activity
+// timeout, and closes it with 4201 when the ping got no answer. A timer per
+// connection costs no goroutine while idle.
+func (c *conn) checkIdle() {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return
+	}
+	idle := time.Since(time.Unix(0, c.lastSeen.Load()))
+	switch {
+	case c.pinged.Load() && idle >= c.app.ActivityTimeout+c.a.cfg.PongTimeout:
+		c.closeWith(CodePongTimeout, "Pong reply not received in time")
+		return
+	case !c.pinged.Load() && idle >= c.app.ActivityTimeout:
+		c.pinged.Store(true)
+		c.w.Enqueue(encode(outFrame{Event: evPing, Data: "{}"}))
+		c.timer.Reset(c.a.cfg.PongTimeout)
+		return
+	}
+	c.timer.Reset(c.app.ActivityTimeout - idle%c.app.ActivityTimeout)
+}
+
+func (c *conn) handle(raw []byte) {
+	var f inFrame
+	if err := json.Unmarshal(raw, &f); err != nil || f.Event == "" {
+		c.w.Enqueue(errorFrame(CodeGenericReconnect, "Invalid message format"))
+		return
+	}
+	switch f.Event {
+	case evPing:
+		c.w.Enqueue(encode(outFrame{Event: evPong, Data: "{}"}))
+	case evPong:
+		// touch() already recorded it
+	case evSubscribe:
+		var d subscribeData
+		if err := decodeData(f.Data, &d); err != nil {
+			c.w.Enqueue(errorFrame(CodeUnauthorized, "Invalid subscribe data"))
+			return
+		}
+		c.subscribe(d)
+	case evUnsubscribe:
+		var d subscribeData
+		if err := decodeData(f.Data, &d); err == nil {
+			c.unsubscribe(d.Channel)
+		}
+	default:
+		c.w.Enqueue(errorFrame(CodeClientEvent, "Unsupported event "+truncate(f.Event, 64)))
+	}
+}
+
+// decodeData accepts data as an object or as a JSON string holding one:
+// clients send both.
+func decodeData(raw json.RawMessage, v any) error {
+	if len(raw) == 0 {
+		return errors.New("no data")
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return err
+		}
+		raw = json.RawMessage(s)
+	}
+	return json.Unmarshal(raw, v)
+}
+
+func (c *conn) subscribe(d subscribeData) {
+	name := d.Channel
+	if ok, reason := validChannelName(name, c.app.MaxChannelNameLength); !ok {
+		c.w.Enqueue(subscriptionErrorFrame(name, "LimitReached", reason, CodeUnauthorized))
+		return
+	}
+	typ := typeOf(name)
+	switch typ {
+	case chPrivate, chPresence:
+		if d.Auth == "" || !c.app.VerifyChannelAuth(d.Auth, c.id, name, d.ChannelData) {
+			c.w.Enqueue(subscriptionErrorFrame(name, "AuthError", "Invalid signature for "+name, 401))
+			return
+		}
+	case chUser:
+		c.w.Enqueue(subscriptionErrorFrame(name, "AuthError", "Sign in first", 401))
+		return
+	case chPublic:
+		if gateway.IsCanonical(name) {
+			c.w.Enqueue(subscriptionErrorFrame(name, "AuthError", "Channel "+name+" is private: subscribe to private-"+name, 403))
+			return
+		}
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if _, dup := c.subs[name]; dup {
+		c.mu.Unlock()
+		// pusher-js resubscribes after reconnects; answer again, subscribe once.
+		c.w.Enqueue(encode(outFrame{Event: evSubscriptionSucceeded, Channel: name, Data: "{}"}))
+		return
+	}
+	if len(c.subs) >= c.app.MaxSubscriptionsPerConnection {
+		c.mu.Unlock()
+		c.w.Enqueue(subscriptionErrorFrame(name, "LimitReached",
+			"The maximum of "+itoa(c.app.MaxSubscriptionsPerConnection)+" subscriptions per connection was reached", CodeOverCapacity))
+		return
+	}
+	hub := hubChannel(c.app, name)
+	s := &subscription{c: c, name: name, hub: hub, key: "pusher:" + name}
+	c.subs[name] = s
+	c.mu.Unlock()
+	// Confirm before joining the hub, so the confirmation precedes events.
+	c.w.Enqueue(encode(outFrame{Event: evSubscriptionSucceeded, Channel: name, Data: "{}"}))
+	c.a.node.Hub.Subscribe(hub, s)
+}
+
+func (c *conn) unsubscribe(name string) {
+	c.mu.Lock()
+	s := c.subs[name]
+	delete(c.subs, name)
+	c.mu.Unlock()
+	if s != nil {
+		c.a.node.Hub.Unsubscribe(s.hub, s)
+	}
+}
+
+// authorize records that the auth endpoint signed hub channel for user.
+func (c *conn) authorize(hub, user string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.authUsers == nil {
+		c.authUsers = map[string]string{}
+	}
+	c.authUsers[hub] = user
+}
+
+func (c *conn) userFor(hub string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.authUsers[hub]
+}
+
+// revoke drops every subscription of this connection to hub channel and
+// tells the client with a subscription error on that channel.
+func (c *conn) revoke(hub string) {
+	c.mu.Lock()
+	var drop []*subscription
+	for name, s := range c.subs {
+		if s.hub == hub {
+			drop = append(drop, s)
+			delete(c.subs, name)
+		}
+	}
+	delete(c.authUsers, hub)
+	c.mu.Unlock()
+	for _, s := range drop {
+		c.a.node.Hub.Unsubscribe(s.hub, s)
+		c.w.Enqueue(subscriptionErrorFrame(s.name, "AuthError", "Access to "+s.name+" was revoked", 403))
+	}
+}
+
+// closeWith sends pusher:error and a close frame with code, then closes.
+func (c *conn) closeWith(code int, msg string) <-chan struct{} {
+	c.w.Enqueue(errorFrame(code, msg))
+	done := c.w.CloseWith(gateway.CloseFrame(code, msg))
+	go func() {
+		<-done
+		// Give the client a moment to answer the close, then drop the socket.
+		time.Sleep(100 * time.Millisecond)
+		_ = c.ws.NetConn().Close()
+	}()
+	return done
+}
+
+// readUntilClosed drains the socket so the close handshake completes.
+func (c *conn) readUntilClosed() {
+	_ = c.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := c.ws.ReadMessage(); err != nil {
+			_ = c.ws.NetConn().Close()
+			return
+		}
+	}
+}
+
+func (c *conn) cleanup() {
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.mu.Lock()
+	c.closed = true
+	subs := c.subs
+	c.subs = map[string]*subscription{}
+	c.mu.Unlock()
+	for _, s := range subs {
+		c.a.node.Hub.Unsubscribe(s.hub, s)
+	}
+	c.w.CloseWith(nil)
+	_ = c.ws.NetConn().Close()
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

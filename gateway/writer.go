@@ -1,0 +1,154 @@
+package gateway
+
+import (
+	"sync"
+)
+
+// WriterConfig configures a connection's Writer.
+type WriterConfig struct {
+	// Write sends a batch of complete frames, in order, in as few syscalls as
+	// it can. It is only ever called from one goroutine at a time.
+	Write func(frames [][]byte) error
+	// OnOverflow is called once, in its own goroutine, when the queue is
+	// full: the connection is too slow and must be dropped with its
+	// protocol's reconnect code instead of growing memory.
+	OnOverflow func()
+	// OnError is called once, in the writer goroutine, when Write fails.
+	OnError func(error)
+	// MaxQueue is the most frames waiting at once. Zero means 1024.
+	MaxQueue int
+	// MaxBatch is the most frames handed to one Write. Zero means 64.
+	MaxBatch int
+}
+
+// Writer is a connection's bounded outgoing queue. Enqueue never blocks the
+// hub. No goroutine exists while the queue is empty, so idle connections cost
+// no writer stack.
+type Writer struct {
+	cfg     WriterConfig
+	mu      sync.Mutex
+	queue   [][]byte
+	spare   [][]byte
+	running bool
+	closed  bool // no more frames accepted
+	final   bool // close after the queue drains
+	done    chan struct{}
+}
+
+// NewWriter returns an idle Writer.
+func NewWriter(cfg WriterConfig) *Writer {
+	if cfg.MaxQueue <= 0 {
+		cfg.MaxQueue = 1024
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 64
+	}
+	return &Writer{cfg: cfg, done: make(chan struct{})}
+}
+
+// Enqueue queues frame. It reports false when the writer is closed or the
+// queue overflowed (the connection is then being dropped).
+func (w *Writer) Enqueue(frame []byte) bool {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return false
+	}
+	if len(w.queue) >= w.cfg.MaxQueue {
+		w.closed = true
+		w.queue = nil
+		w.mu.Unlock()
+		if w.cfg.OnOverflow != nil {
+			go w.cfg.OnOverflow()
+		}
+		return false
+	}
+	w.queue = append(w.queue, frame)
+	start := !w.running
+	w.running = true
+	w.mu.Unlock()
+	if start {
+		go w.drain()
+	}
+	return true
+}
+
+// CloseWith queues a last frame (e.g. a close frame), refuses further frames
+// and returns a channel closed once everything queued has been written (or
+// writing failed). Later calls return the same channel.
+func (w *Writer) CloseWith(frame []byte) <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.final {
+		return w.done
+	}
+	w.final = true
+	w.closed = true
+	if frame != nil {
+		w.queue = append(w.queue, frame)
+	}
+	if !w.running {
+		if len(w.queue) == 0 {
+			close(w.done)
+			return w.done
+		}
+		w.running = true
+		go w.drain()
+	}
+	return w.done
+}
+
+// Queued is the number of frames waiting.
+func (w *Writer) Queued() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.queue)
+}
+
+// drain writes batches until the queue is empty. Only one drain runs at a
+// time (guarded by running).
+func (w *Writer) drain() {
+	for {
+		w.mu.Lock()
+		if len(w.queue) == 0 {
+			w.running = false
+			if w.final {
+				close(w.done)
+			}
+			w.mu.Unlock()
+			return
+		}
+		batch := w.queue
+		whole := len(batch) <= w.cfg.MaxBatch
+		if whole {
+			// Swap in the spare slice so the hub appends elsewhere while we write.
+			w.queue, w.spare = w.spare, nil
+		} else {
+			batch = batch[:w.cfg.MaxBatch:w.cfg.MaxBatch]
+			w.queue = w.queue[w.cfg.MaxBatch:]
+		}
+		w.mu.Unlock()
+
+		err := w.cfg.Write(batch)
+
+		w.mu.Lock()
+		if whole && w.spare == nil && cap(batch) <= 4*w.cfg.MaxBatch {
+			clear(batch)
+			w.spare = batch[:0]
+		}
+		if err != nil {
+			w.closed = true
+			w.queue = nil
+			wasFinal := w.final
+			w.final = true
+			w.running = false
+			close(w.done)
+			w.mu.Unlock()
+			if w.cfg.OnError != nil && !wasFinal {
+				w.cfg.OnError(err)
+			}
+			return
+		}
+		w.mu.Unlock()
+	}
+}

@@ -1,0 +1,75 @@
+package gateway
+
+import (
+	"encoding/binary"
+	"net"
+	"time"
+)
+
+// Server-to-client WebSocket frames are unmasked and simple, so the gateway
+// builds them itself: a broadcast's frame (header and payload) is built once
+// and the same bytes go to every subscriber with one writev per batch.
+
+// WebSocket opcodes.
+const (
+	opText  = 0x1
+	opClose = 0x8
+	opPing  = 0x9
+	opPong  = 0xA
+)
+
+// TextFrame wraps payload in a final text frame.
+func TextFrame(payload []byte) []byte { return frame(opText, payload) }
+
+// PingFrame is a control ping with payload (≤ 125 bytes).
+func PingFrame(payload []byte) []byte { return frame(opPing, payload) }
+
+// PongFrame is a control pong echoing payload (≤ 125 bytes).
+func PongFrame(payload []byte) []byte { return frame(opPong, payload) }
+
+// CloseFrame is a close frame with a status code and reason (≤ 123 bytes).
+func CloseFrame(code int, reason string) []byte {
+	if len(reason) > 123 {
+		reason = reason[:123]
+	}
+	p := make([]byte, 2+len(reason))
+	binary.BigEndian.PutUint16(p, uint16(code))
+	copy(p[2:], reason)
+	return frame(opClose, p)
+}
+
+func frame(op byte, payload []byte) []byte {
+	n := len(payload)
+	var hdr [10]byte
+	hdr[0] = 0x80 | op
+	h := 2
+	switch {
+	case n < 126:
+		hdr[1] = byte(n)
+	case n <= 0xFFFF:
+		hdr[1] = 126
+		binary.BigEndian.PutUint16(hdr[2:], uint16(n))
+		h = 4
+	default:
+		hdr[1] = 127
+		binary.BigEndian.PutUint64(hdr[2:], uint64(n))
+		h = 10
+	}
+	out := make([]byte, h+n)
+	copy(out, hdr[:h])
+	copy(out[h:], payload)
+	return out
+}
+
+// NetWrite returns a WriterConfig.Write that sends frames to c with one
+// writev per batch under a write deadline.
+func NetWrite(c net.Conn, timeout time.Duration) func([][]byte) error {
+	return func(frames [][]byte) error {
+		if timeout > 0 {
+			_ = c.SetWriteDeadline(time.Now().Add(timeout))
+		}
+		bufs := net.Buffers(frames)
+		_, err := bufs.WriteTo(c)
+		return err
+	}
+}
