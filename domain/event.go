@@ -37,6 +37,22 @@ type Envelope struct {
 	Scope       Scope           `json:"scope"`
 	TriggeredBy *TriggeredBy    `json:"triggered_by,omitempty"`
 	Data        json.RawMessage `json:"data"`
+	// Except is a connection id that must not receive the event (Pusher's
+	// socket_id exclusion on the HTTP API).
+	Except string `json:"except,omitempty"`
+	// Tags carry protocol-specific extras through the outbox (e.g. that Data
+	// is a JSON string to be sent as is). Read by adapters, never by modules.
+	Tags map[string]string `json:"tags,omitempty"`
+	// Revoke lists (member, canonical channel) pairs whose access ended in
+	// this transaction (a participant removed from a room): the gateway drops
+	// those live subscriptions before fanning the event out.
+	Revoke []Revocation `json:"revoke,omitempty"`
+}
+
+// Revocation says that Member may no longer read Channel.
+type Revocation struct {
+	Member  string `json:"member"`
+	Channel string `json:"channel"`
 }
 
 // NewEnvelope encodes ev for scope. When ctx carries a TriggeredBy (set by the

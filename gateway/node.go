@@ -59,9 +59,14 @@ func (n *Node) Publish(m *Message) int {
 
 // Dispatch fans a committed event out to every channel of its scope. It is
 // the broker subscriber of the node.
+// Revocations are applied first, so a member removed from a room does not
+// receive the event that announces the removal on the room channel.
 func (n *Node) Dispatch(env domain.Envelope) {
+	for _, r := range env.Revoke {
+		n.Revoke(r.Member, r.Channel)
+	}
 	for _, ch := range env.Scope.ChannelNames() {
-		n.Publish(&Message{Channel: ch, Event: env.Name, Data: env.Data, ID: env.ID})
+		n.Publish(&Message{Channel: ch, Event: env.Name, Data: env.Data, ID: env.ID, ExceptConn: env.Except, Tags: env.Tags})
 	}
 }
 
