@@ -154,3 +154,10 @@ func validID(s string) bool {
 type Membership interface {
 	IsRoomParticipant(ctx context.Context, room, member string) (bool, error)
 }
+
+// RoomResolver maps a chat room's uuid to its id: ActionCable identifiers
+// may name a room either way ({"chat_room_id":7} or {"chat_room_uuid":...}).
+// The chat module implements it; a missing room is a not_found error.
+type RoomResolver interface {
+	RoomIDByUUID(ctx context.Context, uuid string) (string, error)
+}
