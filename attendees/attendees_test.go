@@ -101,7 +101,10 @@ func setup(t *testing.T, db *domain.DB) *env {
 
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(bytes.TrimSpace(p))); return len(p), nil }
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(bytes.TrimSpace(p)))
+	return len(p), nil
+}
 
 func (e *env) token(t *testing.T, sub string, projects []string, admin bool) string {
 	t.Helper()
@@ -241,8 +244,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		valid := `{"first_name":"Jane","last_name":"Smith","email":"jane@example.com"}`
 		for _, tc := range []struct {
 			name, method, path, token, body string
-			status                           int
-			code                             string
+			status                          int
+			code                            string
 		}{
 			{"malformed json", "POST", "/api/v1/projects/demo/attendees", demo, `{"first_name":`, 400, "bad_request"},
 			{"empty body", "POST", "/api/v1/projects/demo/attendees", demo, ``, 400, "bad_request"},
