@@ -146,7 +146,7 @@ test('a dashboard sees PostCreated, PointsAwarded and FormResponseCreated with t
   const dash = srv.pusherClient(tokens.jane);
   await connected(dash);
   const got = {};
-  for (const [family, events] of [['social', ['PostCreated']], ['games', ['PointsAwarded']], ['forms', ['FormResponseCreated']]]) {
+  for (const [family, events] of [['social', ['PostCreated', 'PostHidden']], ['games', ['PointsAwarded']], ['forms', ['FormResponseCreated', 'FormResponseUpdated']]]) {
     const channel = dash.subscribe(`private-dashboard.project.${SLUG}.${family}`);
     for (const name of events) {
       got[name] = new Collector(name);
@@ -170,6 +170,12 @@ test('a dashboard sees PostCreated, PointsAwarded and FormResponseCreated with t
     author: { id: 12345, name: 'Jane Smith' },
     created_at: pc.created_at,
   });
+  // Staff hide it: the same channel says so.
+  expectStatus(await api('admin', 'POST', `${p}/social/streams/${stream.id}/posts/${post.id}/hide`), 200, 'hide');
+  const ph = await got.PostHidden.next();
+  assertTriggeredBy(ph, 'v1.project.social.posts.hide', ph['x-triggered-by'].request_id);
+  assert.equal(ph.post_id, post.id);
+  assert.equal(ph.stream_id, stream.id);
 
   // Games: a retried award (same Idempotency-Key) is broadcast once.
   const game = expectStatus(await api('admin', 'POST', `${p}/games`, { name: 'Expo quest' }), 201, 'game');
@@ -219,4 +225,10 @@ test('a dashboard sees PostCreated, PointsAwarded and FormResponseCreated with t
     submitted_at: fr.submitted_at,
   });
   assert.equal(got.FormResponseCreated.items.length, 1, 'the refused response must not be broadcast');
+  expectStatus(await api('jane', 'PATCH', `${p}/forms/${form.id}/responses/${resp.id}`,
+    { answers: { rating: 4 } }, { requestId: 'form-2' }), 200, 'update response');
+  const fu = await got.FormResponseUpdated.next();
+  assertTriggeredBy(fu, 'v1.project.forms.responses.update', 'form-2');
+  assert.deepEqual(fu.answers, { rating: 4 });
+  assert.equal(fu.response_id, resp.id);
 });
