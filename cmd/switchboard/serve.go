@@ -12,10 +12,14 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"switchboard/access"
 	"switchboard/attendees"
 	"switchboard/domain"
+	"switchboard/forms"
+	"switchboard/games"
 	"switchboard/gateway"
 	"switchboard/gateway/pusher"
+	"switchboard/social"
 )
 
 // migrations lists every module's schema, core first.
@@ -23,6 +27,11 @@ func migrations() [][]domain.Migration {
 	return [][]domain.Migration{
 		domain.CoreMigrations(),
 		attendees.Migrations(),
+		// Event-management modules (they reference attendees).
+		access.Migrations(),
+		social.Migrations(),
+		games.Migrations(),
+		forms.Migrations(),
 	}
 }
 
@@ -72,6 +81,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	api := e.Group("/api/v1", domain.Authn(signer, true))
 	domain.ProjectRoutes(api, db)
 	attendees.Routes(api, attendees.NewStore(db), db)
+	// Event-management modules.
+	access.Routes(api, access.NewStore(db), db)
+	social.Routes(api, social.NewStore(db), db)
+	games.Routes(api, games.NewStore(db), db)
+	forms.Routes(api, forms.NewStore(db), db)
 
 	pa, err := pusher.New(node, pusher.Config{
 		Apps:   []pusher.App{{ID: cfg.AppID, Key: cfg.AppKey, Secret: cfg.AppSecret}},
