@@ -58,7 +58,7 @@ func (s *Store) PostMessage(ctx context.Context, roomID int64, in MessageInput) 
 	if in.CreationUUID != nil && (*in.CreationUUID == "" || len(*in.CreationUUID) > 100) {
 		return JSONMessage{}, false, domain.Invalid("creation_uuid", "must be 1 to 100 characters")
 	}
-	err = s.db.InTx(ctx, func(tx *domain.Tx) error {
+	err = s.inRoom(ctx, roomID, func(tx *domain.Tx) error {
 		cl, r, me, err := participantOnly(ctx, tx, roomID)
 		if err != nil {
 			return err
@@ -202,7 +202,7 @@ func (s *Store) EditMessage(ctx context.Context, roomID, id int64, in EditInput)
 		return MessageJSON{}, err
 	}
 	var out MessageJSON
-	err = s.db.InTx(ctx, func(tx *domain.Tx) error {
+	err = s.inRoom(ctx, roomID, func(tx *domain.Tx) error {
 		cl, r, _, _, err := access(ctx, tx, roomID)
 		if err != nil {
 			return err
@@ -246,7 +246,7 @@ func (s *Store) EditMessage(ctx context.Context, roomID, id int64, in EditInput)
 // thread participants get the threads-channel shape. A pinned message is
 // unpinned, and the room channel hears of it as chatRoomUpdated.
 func (s *Store) DeleteMessage(ctx context.Context, roomID, id int64) error {
-	return s.db.InTx(ctx, func(tx *domain.Tx) error {
+	return s.inRoom(ctx, roomID, func(tx *domain.Tx) error {
 		cl, r, _, _, err := access(ctx, tx, roomID)
 		if err != nil {
 			return err
