@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"switchboard/domain"
 )
@@ -168,7 +169,7 @@ func ensureThread(ctx context.Context, tx *domain.Tx, roomID int64, parent messa
 
 // addReply counts a reply on its thread and parent, makes the replier a
 // thread participant and raises the other thread participants' unread.
-func addReply(ctx context.Context, tx *domain.Tx, threadID, parentID int64, member, name string, at any) error {
+func addReply(ctx context.Context, tx *domain.Tx, threadID, parentID int64, member, name string, at time.Time) error {
 	stmts := []struct {
 		q    string
 		args []any

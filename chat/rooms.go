@@ -16,13 +16,13 @@ import (
 // RoomInput creates a room. The creator (the bearer) always becomes a
 // participant; ParticipantIDs are the other members.
 type RoomInput struct {
-	Name           string   `json:"name"`
-	Kind           string   `json:"kind"`
-	Description    string   `json:"description"`
-	ShowHistory    *bool    `json:"show_history"`
-	Embedded       bool     `json:"embedded"`
-	Identifier     string   `json:"identifier"`
-	ParticipantIDs []string `json:"participant_ids"`
+	Name           string     `json:"name"`
+	Kind           string     `json:"kind"`
+	Description    string     `json:"description"`
+	ShowHistory    *bool      `json:"show_history"`
+	Embedded       bool       `json:"embedded"`
+	Identifier     string     `json:"identifier"`
+	ParticipantIDs []MemberID `json:"participant_ids"`
 }
 
 // maxParticipants bounds one room: chatRoomCreated is one event per
@@ -53,7 +53,7 @@ func (in *RoomInput) validate() error {
 		return domain.Invalid("participant_ids", "must list at most %d members", maxParticipants)
 	}
 	for _, m := range in.ParticipantIDs {
-		if !validMember(m) {
+		if !validMember(string(m)) {
 			return domain.Invalid("participant_ids", "%q is not a member id", m)
 		}
 	}
@@ -139,7 +139,10 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
 		if err != nil {
 			return fmt.Errorf("chat: create room: %w", err)
 		}
-		members := append([]string{cl.Subject}, in.ParticipantIDs...)
+		members := []string{cl.Subject}
+		for _, m := range in.ParticipantIDs {
+			members = append(members, string(m))
+		}
 		seen := map[string]bool{}
 		for _, m := range members {
 			if seen[m] {

@@ -315,3 +315,26 @@ func (s *Store) inRoom(ctx context.Context, roomID int64, fn func(tx *domain.Tx)
 		return fn(tx)
 	})
 }
+
+// MemberID is a member id in a request body. The contract sends strings
+// ("43"), but member ids are often numeric in the apps that call us, so a
+// JSON integer is accepted too rather than failing the whole request.
+type MemberID string
+
+// UnmarshalJSON accepts "43" or 43.
+func (m *MemberID) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*m = MemberID(s)
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("member id must be a string or an integer")
+	}
+	if _, err := n.Int64(); err != nil {
+		return fmt.Errorf("member id must be a string or an integer")
+	}
+	*m = MemberID(n.String())
+	return nil
+}
