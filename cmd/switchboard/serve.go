@@ -14,12 +14,14 @@ import (
 
 	"switchboard/access"
 	"switchboard/attendees"
+	"switchboard/chat"
 	"switchboard/domain"
 	"switchboard/forms"
 	"switchboard/games"
 	"switchboard/gateway"
 	"switchboard/gateway/pusher"
 	"switchboard/social"
+	"switchboard/notifications"
 )
 
 // migrations lists every module's schema, core first.
@@ -32,6 +34,8 @@ func migrations() [][]domain.Migration {
 		social.Migrations(),
 		games.Migrations(),
 		forms.Migrations(),
+		chat.Migrations(),
+		notifications.Migrations(),
 	}
 }
 
@@ -62,7 +66,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	broker := gateway.NewLocalBroker()
-	node := gateway.NewNode(&gateway.Authorizer{}, log)
+	// Community: chat answers the gateway's room-membership questions.
+	chatStore := chat.NewStore(db)
+	node := gateway.NewNode(&gateway.Authorizer{Membership: chatStore}, log)
 	broker.Subscribe(node.Dispatch)
 	relay, err := domain.NewRelay(db, broker.Publish, domain.RelayConfig{
 		PollInterval: cfg.PollInterval, Retention: cfg.Retention, Logger: log,
@@ -86,6 +92,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	social.Routes(api, social.NewStore(db), db)
 	games.Routes(api, games.NewStore(db), db)
 	forms.Routes(api, forms.NewStore(db), db)
+	chat.Routes(api, chatStore, db)
+	notifications.Routes(api, notifications.NewStore(db), db)
 
 	pa, err := pusher.New(node, pusher.Config{
 		Apps:   []pusher.App{{ID: cfg.AppID, Key: cfg.AppKey, Secret: cfg.AppSecret}},
