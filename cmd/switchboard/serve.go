@@ -20,8 +20,8 @@ import (
 	"switchboard/games"
 	"switchboard/gateway"
 	"switchboard/gateway/pusher"
-	"switchboard/social"
 	"switchboard/notifications"
+	"switchboard/social"
 )
 
 // migrations lists every module's schema, core first.
