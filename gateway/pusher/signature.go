@@ -33,7 +33,14 @@ func stringToSign(method, path string, query url.Values) string {
 		}
 		pairs = append(pairs, kv{strings.ToLower(k), strings.Join(vs, ",")})
 	}
-	sort.SliceStable(pairs, func(i, j int) bool { return pairs[i].k < pairs[j].k })
+	// Keys equal once lowercased ("A" and "a") are ordered by value so the
+	// string never depends on map order.
+	sort.Slice(pairs, func(i, j int) bool {
+		if pairs[i].k != pairs[j].k {
+			return pairs[i].k < pairs[j].k
+		}
+		return pairs[i].v < pairs[j].v
+	})
 	var b strings.Builder
 	b.WriteString(strings.ToUpper(method))
 	b.WriteByte('\n')
