@@ -119,7 +119,7 @@ func (c *conn) subscribe(d subscribeData) {
 	} else {
 		c.a.node.Hub.Subscribe(hub, s)
 	}
-	if !info.presence {
+	if !info.presence && !info.user {
 		c.a.subscriptionCount(c.app, name, hub)
 	}
 }
@@ -149,7 +149,7 @@ func (c *conn) unsubscribe(name string) {
 			c.a.toPusherSubs(s.hub, name, c, encode(outFrame{Event: evMemberRemoved, Channel: name,
 				Data: jsonString(map[string]string{"user_id": m.UserID})}))
 		}
-	} else {
+	} else if !s.info.user {
 		c.a.subscriptionCount(c.app, name, s.hub)
 	}
 }
