@@ -9,6 +9,7 @@ import (
 
 	"switchboard/domain"
 	"switchboard/domain/dbtest"
+	"switchboard/gateway/pusher"
 )
 
 func outboxRows(t *testing.T, db *domain.DB) int {
@@ -171,6 +172,42 @@ func TestHTTPAPIChannelsAndUsers(t *testing.T) {
 		}
 		if st, _ := f.api(t, "GET", "/apps/app-id/channels/news/users", nil, nil, secret); st != 400 {
 			t.Fatalf("users of a public channel: %d", st)
+		}
+	})
+}
+
+// Apps are isolated: another app's secret does not sign for this one, and
+// another app's channel named like a Switchboard channel never reaches the
+// default app's (canonical) subscribers.
+func TestAppsAreIsolated(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, db *domain.DB) {
+		f := newFull(t, fullOpts{db: db, apps: []pusher.App{
+			{ID: "app-id", Key: "app-key", Secret: "app-secret"},
+			{ID: "tenant", Key: "tenant-key", Secret: "tenant-secret"},
+		}})
+		const dash = "private-dashboard.project.demo.attendees"
+		mine, sid := f.dial(t)
+		f.subscribeAuthed(t, mine, sid, f.token(t, "7", "Ann", "demo"), dash)
+		tenant := (&fixture{srv: f.srv}).dial(t, "tenant-key")
+		tsid := tenant.established()
+		tenantApp := &pusher.App{Key: "tenant-key", Secret: "tenant-secret"}
+		tenant.send(map[string]any{"event": "pusher:subscribe", "data": map[string]any{"channel": dash, "auth": tenantApp.ChannelAuth(tsid, dash, "")}})
+		if got := tenant.read(); got.Event != "pusher_internal:subscription_succeeded" {
+			t.Fatalf("tenant subscribe: %+v", got)
+		}
+		tf := &full{srv: f.srv, app: &pusher.App{ID: "tenant", Key: "tenant-key"}}
+		if st, body := tf.api(t, "POST", "/apps/tenant/events", nil, map[string]any{"name": "Injected", "channel": dash, "data": "{}"}, "tenant-secret"); st != 200 {
+			t.Fatalf("tenant trigger: %d %v", st, body)
+		}
+		if got := tenant.readUntil("Injected"); got.Channel != dash {
+			t.Fatalf("%+v", got)
+		}
+		mine.quiet() // the default app's dashboard subscriber saw nothing
+		if st, _ := tf.api(t, "POST", "/apps/tenant/events", nil, map[string]any{"name": "x", "channel": "c", "data": "{}"}, "app-secret"); st != 401 {
+			t.Fatalf("default app's secret on the tenant: %d", st)
+		}
+		if st, _ := f.api(t, "POST", "/apps/tenant/events", nil, map[string]any{"name": "x", "channel": "c", "data": "{}"}, "app-secret"); st != 401 {
+			t.Fatalf("default app's key on the tenant: %d", st)
 		}
 	})
 }
