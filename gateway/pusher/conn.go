@@ -3,6 +3,7 @@ package pusher
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -170,7 +171,7 @@ func (c *conn) handle(raw []byte) {
 		}
 		c.signin(d)
 	default:
-		if len(f.Event) > len(clientEventPrefix) && f.Event[:len(clientEventPrefix)] == clientEventPrefix {
+		if strings.HasPrefix(f.Event, clientEventPrefix) && len(f.Event) > len(clientEventPrefix) {
 			c.clientEvent(f)
 			return
 		}
