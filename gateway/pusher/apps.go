@@ -92,7 +92,7 @@ func ParseApps(raw []byte, ext string) ([]App, error) {
 		dec := yaml.NewDecoder(bytes.NewReader(raw))
 		dec.KnownFields(true)
 		if err := dec.Decode(&f); err != nil {
-			return nil, fmt.Errorf("yaml: %w", err)
+			return nil, err // yaml.v3 errors already say "yaml: ..."
 		}
 	}
 	if len(f.Apps) == 0 {
