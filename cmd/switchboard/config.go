@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
+
+	"switchboard/gateway/pusher"
 )
 
 // devSecret signs tokens in embedded mode when no secret is configured, so a
@@ -28,6 +31,20 @@ type config struct {
 	Retention    time.Duration // SWITCHBOARD_OUTBOX_RETENTION, default 24h
 	PollInterval time.Duration // SWITCHBOARD_RELAY_POLL, default 500ms (safety net behind wake-ups)
 	ShutdownWait time.Duration // SWITCHBOARD_SHUTDOWN_TIMEOUT, default 15s
+
+	// Pusher apps (docs/pusherfull.md).
+	// AppsFile is SWITCHBOARD_APPS_FILE: a YAML or JSON {"apps":[...]} list
+	// of Pusher apps; when set, the single-app SWITCHBOARD_APP_* variables
+	// are ignored and the file's first app is the default app.
+	AppsFile string
+	// AppEncryptionMasterKey is SWITCHBOARD_APP_ENCRYPTION_MASTER_KEY (base64
+	// of 32 bytes) enabling private-encrypted-* on the single app; default off.
+	AppEncryptionMasterKey string
+	// AppClientEvents is SWITCHBOARD_APP_CLIENT_EVENTS (true|false), default true.
+	AppClientEvents bool
+	// AppSubscriptionCount is SWITCHBOARD_APP_SUBSCRIPTION_COUNT (true|false),
+	// default false: pusher_internal:subscription_count events.
+	AppSubscriptionCount bool
 }
 
 func env(name, def string) string {
@@ -49,6 +66,30 @@ func envDuration(name string, def time.Duration) (time.Duration, error) {
 	return d, nil
 }
 
+func envBool(name string, def bool) (bool, error) {
+	v := env(name, "")
+	if v == "" {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", name, err)
+	}
+	return b, nil
+}
+
+// pusherApps returns the Pusher apps: the apps file when set, else the
+// single app of the SWITCHBOARD_APP_* variables.
+func (c config) pusherApps() ([]pusher.App, error) {
+	if c.AppsFile != "" {
+		return pusher.LoadApps(c.AppsFile)
+	}
+	clientEvents := c.AppClientEvents
+	return []pusher.App{{ID: c.AppID, Key: c.AppKey, Secret: c.AppSecret,
+		EncryptionMasterKey: c.AppEncryptionMasterKey, ClientEvents: &clientEvents,
+		SubscriptionCount: c.AppSubscriptionCount}}, nil
+}
+
 // loadConfig reads the environment, then flags from args.
 func loadConfig(args []string) (config, error) {
 	var errs []error
@@ -62,7 +103,15 @@ func loadConfig(args []string) (config, error) {
 		AppSecret:   env("SWITCHBOARD_APP_SECRET", "app-secret"),
 		LogLevel:    env("SWITCHBOARD_LOG_LEVEL", "info"),
 	}
+	c.AppsFile = env("SWITCHBOARD_APPS_FILE", "")
+	c.AppEncryptionMasterKey = env("SWITCHBOARD_APP_ENCRYPTION_MASTER_KEY", "")
 	var err error
+	if c.AppClientEvents, err = envBool("SWITCHBOARD_APP_CLIENT_EVENTS", true); err != nil {
+		errs = append(errs, err)
+	}
+	if c.AppSubscriptionCount, err = envBool("SWITCHBOARD_APP_SUBSCRIPTION_COUNT", false); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Retention, err = envDuration("SWITCHBOARD_OUTBOX_RETENTION", 24*time.Hour); err != nil {
 		errs = append(errs, err)
 	}

@@ -95,10 +95,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	chat.Routes(api, chatStore, db)
 	notifications.Routes(api, notifications.NewStore(db), db)
 
-	pa, err := pusher.New(node, pusher.Config{
-		Apps:   []pusher.App{{ID: cfg.AppID, Key: cfg.AppKey, Secret: cfg.AppSecret}},
-		Signer: signer,
-	})
+	apps, err := cfg.pusherApps()
+	if err != nil {
+		return err
+	}
+	pa, err := pusher.New(node, pusher.Config{Apps: apps, Signer: signer, DB: db})
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -22,10 +21,14 @@ import (
 // Config configures the adapter.
 type Config struct {
 	// Apps are the Pusher apps served; the first is the default app that
-	// /broadcasting/auth signs for. At least one is required.
+	// /broadcasting/auth and /pusher/user-auth sign for. At least one is
+	// required.
 	Apps []App
-	// Signer verifies bearer tokens on the auth endpoint.
+	// Signer verifies bearer tokens on the auth endpoints.
 	Signer *domain.Signer
+	// DB is where the HTTP API writes published events (the outbox), so a
+	// 200 means the event is durable. Without it the HTTP API is not served.
+	DB *domain.DB
 	// PongTimeout is how long after a server ping a silent connection is
 	// closed with 4201. Zero means 30s.
 	PongTimeout time.Duration
@@ -35,6 +38,9 @@ type Config struct {
 	// this far behind is closed with 4100 (reconnect after backoff). Zero
 	// means 1024 frames.
 	MaxQueue int
+	// Now is the clock of HTTP API timestamp checks and cache expiry; nil
+	// means time.Now.
+	Now func() time.Time
 }
 
 // Adapter serves Pusher clients on a gateway node.
@@ -43,12 +49,23 @@ type Adapter struct {
 	cfg      Config
 	apps     map[string]*App // by key
 	byID     map[string]*App
+	def      *App
 	log      *slog.Logger
 	upgrader websocket.Upgrader
+	cache    *lastEvents
 
 	mu    sync.RWMutex
 	conns map[string]*conn // by socket id
 	shut  bool
+
+	chMu  sync.Mutex
+	chans map[string]map[string]*chanStat // app id → Pusher channel → local subscriptions
+}
+
+// chanStat is the local state of one Pusher channel name.
+type chanStat struct {
+	subs      int
+	lastCount time.Time // last subscription_count broadcast (throttling)
 }
 
 // New returns an adapter for node.
@@ -65,9 +82,14 @@ func New(node *gateway.Node, cfg Config) (*Adapter, error) {
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = 10 * time.Second
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	a := &Adapter{
 		node: node, cfg: cfg, log: node.Log.With("proto", "pusher"),
 		apps: map[string]*App{}, byID: map[string]*App{}, conns: map[string]*conn{},
+		chans: map[string]map[string]*chanStat{},
+		cache: newLastEvents(cfg.Now),
 		upgrader: websocket.Upgrader{
 			ReadBufferSize:  512,
 			WriteBufferSize: 512,
@@ -88,36 +110,37 @@ func New(node *gateway.Node, cfg Config) (*Adapter, error) {
 		if _, dup := a.apps[app.Key]; dup {
 			errs = append(errs, fmt.Errorf("pusher: duplicate app key %q", app.Key))
 		}
+		if _, dup := a.byID[app.ID]; dup {
+			errs = append(errs, fmt.Errorf("pusher: duplicate app id %q", app.ID))
+		}
 		a.apps[app.Key] = &app
 		a.byID[app.ID] = &app
+		if a.def == nil {
+			app.canonical = true
+			a.def = &app
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	node.OnRevoke(a.revoke)
+	node.Intercept(a.intercept)
 	return a, nil
 }
 
 // DefaultApp is the app /broadcasting/auth signs for.
-func (a *Adapter) DefaultApp() *App { return a.byID[a.cfg.Apps[0].ID] }
+func (a *Adapter) DefaultApp() *App { return a.def }
 
-// Routes registers the WebSocket and auth endpoints on e.
+// Routes registers the WebSocket, auth and HTTP API endpoints on e.
 func (a *Adapter) Routes(e *echo.Echo) {
 	e.GET("/app/:key", a.serveWS)
 	auth := domain.Authn(a.cfg.Signer, true)
 	e.POST("/broadcasting/auth", a.channelAuth, auth)
 	e.GET("/broadcasting/auth", a.channelAuth, auth)
-}
-
-// hubChannel maps a Pusher channel name onto the hub. Switchboard's own
-// channels are private over Pusher ("private-" + canonical name) and share
-// the hub channel with the other protocols; anything else is an app channel,
-// scoped to its app.
-func hubChannel(app *App, name string) string {
-	if rest, ok := strings.CutPrefix(name, "private-"); ok && gateway.IsCanonical(rest) {
-		return rest
-	}
-	return "pusher:" + app.ID + ":" + name
+	e.POST("/pusher/user-auth", a.userAuth, auth)
+	e.POST("/broadcasting/user-auth", a.userAuth, auth)
+	e.GET("/broadcasting/user-auth", a.userAuth, auth)
+	a.apiRoutes(e)
 }
 
 func (a *Adapter) serveWS(c echo.Context) error {
@@ -128,7 +151,7 @@ func (a *Adapter) serveWS(c echo.Context) error {
 	app := a.apps[c.Param("key")]
 	cn := newConn(a, app, ws)
 	if app == nil {
-		cn.closeWith(CodeAppNotFound, "App key "+c.Param("key")+" does not exist.")
+		cn.closeWith(CodeAppNotFound, "App key "+truncate(c.Param("key"), 64)+" does not exist.")
 		cn.readUntilClosed()
 		return nil
 	}
@@ -161,9 +184,13 @@ func (a *Adapter) Shutdown(ctx context.Context) {
 		conns = append(conns, c)
 	}
 	a.mu.Unlock()
+	dones := make([]<-chan struct{}, 0, len(conns))
 	for _, c := range conns {
+		dones = append(dones, c.closeWith(CodeGenericReconnect, "Server is restarting"))
+	}
+	for _, d := range dones {
 		select {
-		case <-c.closeWith(CodeGenericReconnect, "Server is restarting"):
+		case <-d:
 		case <-ctx.Done():
 			return
 		}
@@ -183,6 +210,16 @@ func (a *Adapter) connByID(socketID string) *conn {
 	return a.conns[socketID]
 }
 
+// userKey names a user in the node's shared per-user connection counter.
+// The default app's users are Switchboard's own (JWT sub), shared with the
+// other protocols; other apps' user ids live in their own namespace.
+func (a *Adapter) userKey(app *App, user string) string {
+	if app == a.def {
+		return user
+	}
+	return "pusher:" + app.ID + ":" + user
+}
+
 // revoke drops userID's subscriptions to a canonical channel at once.
 func (a *Adapter) revoke(userID, channel string) {
 	a.mu.RLock()
@@ -196,6 +233,103 @@ func (a *Adapter) revoke(userID, channel string) {
 	for _, c := range targets {
 		c.revoke(channel)
 	}
+}
+
+// track counts this node's subscriptions per Pusher channel name (the HTTP
+// API's channel lists and subscription counts) and returns the new count.
+func (a *Adapter) track(app *App, name string, delta int) int {
+	a.chMu.Lock()
+	defer a.chMu.Unlock()
+	m := a.chans[app.ID]
+	if m == nil {
+		m = map[string]*chanStat{}
+		a.chans[app.ID] = m
+	}
+	st := m[name]
+	if st == nil {
+		st = &chanStat{}
+		m[name] = st
+	}
+	st.subs += delta
+	n := st.subs
+	if n <= 0 {
+		delete(m, name)
+	}
+	return n
+}
+
+// subscriptions returns the local subscription count of app's channel name.
+func (a *Adapter) subscriptions(app *App, name string) int {
+	a.chMu.Lock()
+	defer a.chMu.Unlock()
+	if st := a.chans[app.ID][name]; st != nil {
+		return st.subs
+	}
+	return 0
+}
+
+// occupied lists app's occupied channel names with their counts.
+func (a *Adapter) occupied(app *App) map[string]int {
+	a.chMu.Lock()
+	defer a.chMu.Unlock()
+	out := make(map[string]int, len(a.chans[app.ID]))
+	for name, st := range a.chans[app.ID] {
+		out[name] = st.subs
+	}
+	return out
+}
+
+// subscriptionCountThrottle spaces subscription_count broadcasts on
+// channels with more than subscriptionCountBusy subscribers, as Pusher does.
+const (
+	subscriptionCountBusy     = 100
+	subscriptionCountThrottle = 5 * time.Second
+)
+
+// subscriptionCount tells a channel's subscribers how many there are, for
+// apps that enable it.
+func (a *Adapter) subscriptionCount(app *App, name, hub string) {
+	if !app.SubscriptionCount {
+		return
+	}
+	a.chMu.Lock()
+	st := a.chans[app.ID][name]
+	n := 0
+	if st != nil {
+		n = st.subs
+		now := a.cfg.Now()
+		if n > subscriptionCountBusy && now.Sub(st.lastCount) < subscriptionCountThrottle {
+			a.chMu.Unlock()
+			return
+		}
+		st.lastCount = now
+	}
+	a.chMu.Unlock()
+	if n == 0 {
+		return
+	}
+	a.toPusherSubs(hub, name, nil, encode(outFrame{Event: evSubscriptionCount, Channel: name,
+		Data: jsonString(map[string]int{"subscription_count": n})}))
+}
+
+// intercept sees every message before fan-out: it fills cache channels and
+// runs adapter instructions that travelled through the outbox (terminate).
+func (a *Adapter) intercept(m *gateway.Message) {
+	if m.Tags != nil && m.Tags[tagControl] != "" {
+		if m.Tags[tagControl] == controlTerminate {
+			a.terminateLocal(m.Tags[tagApp], m.Tags[tagUser])
+		}
+		return
+	}
+	appID, name, ok := splitHub(m.Channel)
+	if !ok || m.From != nil || !classify(name).cache {
+		return
+	}
+	app := a.byID[appID]
+	if app == nil {
+		return
+	}
+	a.cache.store(m, app.CacheTTL)
 }
 
 func newSocketID() string {

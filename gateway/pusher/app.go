@@ -1,45 +1,116 @@
 // Package pusher speaks the Pusher Channels protocol 7 (pusher-js 8,
-// laravel-echo 2) on top of the gateway hub.
+// laravel-echo 2, the official server SDKs) on top of the gateway hub.
 package pusher
 
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
-// App is one Pusher application: its credentials and limits.
+// Defaults of the per-app limits. The seed fixes connections per user and
+// subscriptions per connection at 100; the rest follow Pusher's documented
+// limits (protocol note §8.4).
+const (
+	DefaultMaxConnectionsPerUser   = 100
+	DefaultMaxSubscriptions        = 100
+	DefaultMaxChannelNameLength    = 200
+	DefaultMaxPresenceMembers      = 100
+	DefaultMaxPresenceMemberSize   = 1024
+	DefaultClientEventsPerSecond   = 10
+	DefaultMaxEventDataSize        = 10 * 1024
+	DefaultMaxEventChannels        = 100
+	DefaultMaxBatchSize            = 10
+	DefaultMaxEventNameLength      = 200
+	DefaultCacheTTL                = 30 * time.Minute
+	DefaultActivityTimeout         = 30 * time.Second
+	DefaultMaxTimestampSkewSeconds = 600
+)
+
+// DefaultAuthPrefixes are the non-canonical private/presence channels that
+// /broadcasting/auth signs for any authenticated bearer: chat-style app
+// channels ("private-chat.42", "presence-chat.lobby") in every private and
+// presence flavour. Switchboard's canonical channels never need listing:
+// they follow gateway.Authorizer.
+var DefaultAuthPrefixes = []string{
+	"private-chat.", "presence-chat.",
+	"private-encrypted-chat.", "private-cache-chat.", "presence-cache-chat.", "private-encrypted-cache-chat.",
+}
+
+// App is one Pusher application: its credentials, switches and limits.
+// Zero values mean the documented defaults (setDefaults).
 type App struct {
-	ID     string `json:"id" yaml:"id"`
-	Key    string `json:"key" yaml:"key"`
-	Secret string `json:"secret" yaml:"secret"`
-	// EncryptionMasterKey (base64, 32 bytes) enables private-encrypted-*.
-	EncryptionMasterKey string `json:"encryption_master_key,omitempty" yaml:"encryption_master_key"`
-	// ActivityTimeout is advertised in connection_established. Zero means 30s.
-	ActivityTimeout time.Duration `json:"activity_timeout,omitempty" yaml:"activity_timeout"`
-	// MaxChannelNameLength: zero means 200.
-	MaxChannelNameLength int `json:"max_channel_name_length,omitempty" yaml:"max_channel_name_length"`
-	// MaxSubscriptionsPerConnection: zero means 100 (the seed's limit).
-	MaxSubscriptionsPerConnection int `json:"max_subscriptions_per_connection,omitempty" yaml:"max_subscriptions_per_connection"`
+	ID     string
+	Key    string
+	Secret string
+	// EncryptionMasterKey (base64 of 32 bytes) enables private-encrypted-*
+	// channels: the auth endpoint derives each channel's shared_secret from it.
+	EncryptionMasterKey string
+	// ClientEvents enables client-* events (nil means enabled).
+	ClientEvents *bool
+	// SubscriptionCount enables pusher_internal:subscription_count.
+	SubscriptionCount bool
+	// AuthPrefixes are the non-canonical private/presence channel prefixes
+	// /broadcasting/auth may sign (nil means DefaultAuthPrefixes; an empty,
+	// non-nil list means none).
+	AuthPrefixes []string
+
+	ActivityTimeout               time.Duration // advertised in connection_established
+	CacheTTL                      time.Duration // cache channels keep their last event this long
+	MaxChannelNameLength          int
+	MaxSubscriptionsPerConnection int
+	MaxConnectionsPerUser         int
+	MaxPresenceMembers            int
+	MaxPresenceMemberSize         int // bytes of user_info
+	ClientEventsPerSecond         int // per connection
+	MaxEventDataSize              int // bytes of an HTTP API event's data
+	MaxEventChannels              int // channels per HTTP API event
+	MaxBatchSize                  int // events per batch_events call
+	MaxEventNameLength            int
+
+	masterKey []byte // decoded EncryptionMasterKey
+	// canonical is set on the default app only: its private-/presence-
+	// channels named after Switchboard's canonical channels are those
+	// channels. Other apps are isolated tenants whose names never reach
+	// Switchboard's channels, whatever they are called.
+	canonical bool
 }
 
 func (a *App) setDefaults() {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&a.MaxChannelNameLength, DefaultMaxChannelNameLength)
+	def(&a.MaxSubscriptionsPerConnection, DefaultMaxSubscriptions)
+	def(&a.MaxConnectionsPerUser, DefaultMaxConnectionsPerUser)
+	def(&a.MaxPresenceMembers, DefaultMaxPresenceMembers)
+	def(&a.MaxPresenceMemberSize, DefaultMaxPresenceMemberSize)
+	def(&a.ClientEventsPerSecond, DefaultClientEventsPerSecond)
+	def(&a.MaxEventDataSize, DefaultMaxEventDataSize)
+	def(&a.MaxEventChannels, DefaultMaxEventChannels)
+	def(&a.MaxBatchSize, DefaultMaxBatchSize)
+	def(&a.MaxEventNameLength, DefaultMaxEventNameLength)
 	if a.ActivityTimeout == 0 {
-		a.ActivityTimeout = 30 * time.Second
+		a.ActivityTimeout = DefaultActivityTimeout
 	}
-	if a.MaxChannelNameLength == 0 {
-		a.MaxChannelNameLength = 200
+	if a.CacheTTL == 0 {
+		a.CacheTTL = DefaultCacheTTL
 	}
-	if a.MaxSubscriptionsPerConnection == 0 {
-		a.MaxSubscriptionsPerConnection = 100
+	if a.AuthPrefixes == nil {
+		a.AuthPrefixes = DefaultAuthPrefixes
 	}
 }
 
-// Validate reports every problem with the app at once.
-func (a App) Validate() error {
+// Validate reports every problem with the app at once, and decodes the
+// master key.
+func (a *App) Validate() error {
 	var errs []error
 	if a.ID == "" {
 		errs = append(errs, errors.New("pusher app: id is required"))
@@ -50,11 +121,33 @@ func (a App) Validate() error {
 	if a.Secret == "" {
 		errs = append(errs, fmt.Errorf("pusher app %q: secret is required", a.ID))
 	}
-	if a.ActivityTimeout < 0 || a.MaxChannelNameLength < 0 || a.MaxSubscriptionsPerConnection < 0 {
-		errs = append(errs, fmt.Errorf("pusher app %q: limits must not be negative", a.ID))
+	if strings.ContainsAny(a.ID, ":/") {
+		errs = append(errs, fmt.Errorf("pusher app %q: id must not contain ':' or '/'", a.ID))
+	}
+	for _, n := range []int{a.MaxChannelNameLength, a.MaxSubscriptionsPerConnection, a.MaxConnectionsPerUser,
+		a.MaxPresenceMembers, a.MaxPresenceMemberSize, a.ClientEventsPerSecond, a.MaxEventDataSize,
+		a.MaxEventChannels, a.MaxBatchSize, a.MaxEventNameLength} {
+		if n < 0 {
+			errs = append(errs, fmt.Errorf("pusher app %q: limits must not be negative", a.ID))
+			break
+		}
+	}
+	if a.ActivityTimeout < 0 || a.CacheTTL < 0 {
+		errs = append(errs, fmt.Errorf("pusher app %q: durations must not be negative", a.ID))
+	}
+	if a.EncryptionMasterKey != "" {
+		k, err := base64.StdEncoding.DecodeString(a.EncryptionMasterKey)
+		if err != nil || len(k) != 32 {
+			errs = append(errs, fmt.Errorf("pusher app %q: encryption_master_key must be base64 of 32 bytes", a.ID))
+		} else {
+			a.masterKey = k
+		}
 	}
 	return errors.Join(errs...)
 }
+
+// clientEventsOn reports whether the app accepts client-* events.
+func (a *App) clientEventsOn() bool { return a.ClientEvents == nil || *a.ClientEvents }
 
 // Sign returns "key:hex(HMAC-SHA256(secret, toSign))", Pusher's auth format.
 func (a *App) Sign(toSign string) string {
@@ -81,4 +174,39 @@ func (a *App) ChannelAuth(socketID, channel, channelData string) string {
 func (a *App) VerifyChannelAuth(auth, socketID, channel, channelData string) bool {
 	want := a.ChannelAuth(socketID, channel, channelData)
 	return hmac.Equal([]byte(auth), []byte(want))
+}
+
+// UserAuth is the auth string of pusher:signin: the signed string is
+// "socket_id::user::user_data".
+func (a *App) UserAuth(socketID, userData string) string {
+	return a.Sign(socketID + "::user::" + userData)
+}
+
+// VerifyUserAuth checks a signin's auth in constant time.
+func (a *App) VerifyUserAuth(auth, socketID, userData string) bool {
+	return hmac.Equal([]byte(auth), []byte(a.UserAuth(socketID, userData)))
+}
+
+// SharedSecret is an encrypted channel's key, derived as the official SDKs
+// do: base64(SHA256(channel_name ++ master_key)). ok is false when the app
+// has no master key.
+func (a *App) SharedSecret(channel string) (secret string, ok bool) {
+	if len(a.masterKey) == 0 {
+		return "", false
+	}
+	h := sha256.New()
+	h.Write([]byte(channel))
+	h.Write(a.masterKey)
+	return base64.StdEncoding.EncodeToString(h.Sum(nil)), true
+}
+
+// mayAuthPrefix reports whether /broadcasting/auth may sign the
+// non-canonical channel name for any authenticated bearer.
+func (a *App) mayAuthPrefix(name string) bool {
+	for _, p := range a.AuthPrefixes {
+		if p != "" && strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package pusher
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,20 +31,33 @@ type conn struct {
 	subs map[string]*subscription // by Pusher channel name
 	// authUsers: hub channel → user id, recorded by the auth endpoint.
 	authUsers map[string]string
-	closed    bool
+	// userKeys are the gateway.UserConns keys this connection holds.
+	userKeys map[string]struct{}
+	// signedIn is the user id of a successful pusher:signin.
+	signedIn string
+	// sent holds the times of the last accepted client events (a ring), for
+	// the per-connection rate limit.
+	sent    []time.Time
+	sentIdx int
+	closed  bool
 }
 
 // subscription is the hub Subscriber for one channel of one connection.
 type subscription struct {
-	c    *conn
-	name string // Pusher channel name
-	hub  string // hub channel
-	key  string // frame cache key
+	c      *conn
+	name   string // Pusher channel name
+	hub    string // hub channel
+	key    string // frame cache key
+	info   chanInfo
+	member *gateway.Member // presence channels: who this connection is
 }
 
 func (s *subscription) ConnID() string { return s.c.id }
 
 func (s *subscription) Deliver(m *gateway.Message) {
+	if m.Tags != nil && m.Tags[tagControl] != "" {
+		return // adapter instructions (terminate) are handled by the interceptor
+	}
 	s.c.w.Enqueue(m.Frame(s.key, func(m *gateway.Message) []byte { return eventFrame(s.name, m) }))
 }
 
@@ -127,8 +141,8 @@ func (c *conn) checkIdle() {
 }
 
 func (c *conn) handle(raw []byte) {
-	var f inFrame
-	if err := json.Unmarshal(raw, &f); err != nil || f.Event == "" {
+	f, err := decodeFrame(raw)
+	if err != nil {
 		c.w.Enqueue(errorFrame(CodeGenericReconnect, "Invalid message format"))
 		return
 	}
@@ -149,7 +163,18 @@ func (c *conn) handle(raw []byte) {
 		if err := decodeData(f.Data, &d); err == nil {
 			c.unsubscribe(d.Channel)
 		}
+	case evSignin:
+		var d signinData
+		if err := decodeData(f.Data, &d); err != nil {
+			c.w.Enqueue(errorFrame(CodeUnauthorized, "Invalid signin data"))
+			return
+		}
+		c.signin(d)
 	default:
+		if strings.HasPrefix(f.Event, clientEventPrefix) && len(f.Event) > len(clientEventPrefix) {
+			c.clientEvent(f)
+			return
+		}
 		c.w.Enqueue(errorFrame(CodeClientEvent, "Unsupported event "+truncate(f.Event, 64)))
 	}
 }
@@ -170,64 +195,6 @@ func decodeData(raw json.RawMessage, v any) error {
 	return json.Unmarshal(raw, v)
 }
 
-func (c *conn) subscribe(d subscribeData) {
-	name := d.Channel
-	if ok, reason := validChannelName(name, c.app.MaxChannelNameLength); !ok {
-		c.w.Enqueue(subscriptionErrorFrame(name, "LimitReached", reason, CodeUnauthorized))
-		return
-	}
-	typ := typeOf(name)
-	switch typ {
-	case chPrivate, chPresence:
-		if d.Auth == "" || !c.app.VerifyChannelAuth(d.Auth, c.id, name, d.ChannelData) {
-			c.w.Enqueue(subscriptionErrorFrame(name, "AuthError", "Invalid signature for "+name, 401))
-			return
-		}
-	case chUser:
-		c.w.Enqueue(subscriptionErrorFrame(name, "AuthError", "Sign in first", 401))
-		return
-	case chPublic:
-		if gateway.IsCanonical(name) {
-			c.w.Enqueue(subscriptionErrorFrame(name, "AuthError", "Channel "+name+" is private: subscribe to private-"+name, 403))
-			return
-		}
-	}
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	if _, dup := c.subs[name]; dup {
-		c.mu.Unlock()
-		// pusher-js resubscribes after reconnects; answer again, subscribe once.
-		c.w.Enqueue(encode(outFrame{Event: evSubscriptionSucceeded, Channel: name, Data: "{}"}))
-		return
-	}
-	if len(c.subs) >= c.app.MaxSubscriptionsPerConnection {
-		c.mu.Unlock()
-		c.w.Enqueue(subscriptionErrorFrame(name, "LimitReached",
-			"The maximum of "+itoa(c.app.MaxSubscriptionsPerConnection)+" subscriptions per connection was reached", CodeOverCapacity))
-		return
-	}
-	hub := hubChannel(c.app, name)
-	s := &subscription{c: c, name: name, hub: hub, key: "pusher:" + name}
-	c.subs[name] = s
-	c.mu.Unlock()
-	// Confirm before joining the hub, so the confirmation precedes events.
-	c.w.Enqueue(encode(outFrame{Event: evSubscriptionSucceeded, Channel: name, Data: "{}"}))
-	c.a.node.Hub.Subscribe(hub, s)
-}
-
-func (c *conn) unsubscribe(name string) {
-	c.mu.Lock()
-	s := c.subs[name]
-	delete(c.subs, name)
-	c.mu.Unlock()
-	if s != nil {
-		c.a.node.Hub.Unsubscribe(s.hub, s)
-	}
-}
-
 // authorize records that the auth endpoint signed hub channel for user.
 func (c *conn) authorize(hub, user string) {
 	c.mu.Lock()
@@ -244,21 +211,50 @@ func (c *conn) userFor(hub string) string {
 	return c.authUsers[hub]
 }
 
+// acquireUser attributes this connection to user for the per-user
+// connection limit. It reports false (and tells the client with 4004) when
+// the user is over the limit.
+func (c *conn) acquireUser(user string) bool {
+	key := c.a.userKey(c.app, user)
+	c.mu.Lock()
+	if _, held := c.userKeys[key]; held {
+		c.mu.Unlock()
+		return true
+	}
+	c.mu.Unlock()
+	if !c.a.node.Users.AcquireMax(key, c.id, c.app.MaxConnectionsPerUser) {
+		c.w.Enqueue(errorFrame(CodeOverQuota, "Application is over connection quota: user "+truncate(user, 128)+
+			" already has "+itoa(c.app.MaxConnectionsPerUser)+" connections"))
+		return false
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		c.a.node.Users.Release(key, c.id)
+		return false
+	}
+	if c.userKeys == nil {
+		c.userKeys = map[string]struct{}{}
+	}
+	c.userKeys[key] = struct{}{}
+	c.mu.Unlock()
+	return true
+}
+
 // revoke drops every subscription of this connection to hub channel and
 // tells the client with a subscription error on that channel.
 func (c *conn) revoke(hub string) {
 	c.mu.Lock()
 	var drop []*subscription
-	for name, s := range c.subs {
+	for _, s := range c.subs {
 		if s.hub == hub {
 			drop = append(drop, s)
-			delete(c.subs, name)
 		}
 	}
 	delete(c.authUsers, hub)
 	c.mu.Unlock()
 	for _, s := range drop {
-		c.a.node.Hub.Unsubscribe(s.hub, s)
+		c.unsubscribe(s.name)
 		c.w.Enqueue(subscriptionErrorFrame(s.name, "AuthError", "Access to "+s.name+" was revoked", 403))
 	}
 }
@@ -293,11 +289,22 @@ func (c *conn) cleanup() {
 	}
 	c.mu.Lock()
 	c.closed = true
-	subs := c.subs
-	c.subs = map[string]*subscription{}
+	names := make([]string, 0, len(c.subs))
+	for name := range c.subs {
+		names = append(names, name)
+	}
 	c.mu.Unlock()
-	for _, s := range subs {
-		c.a.node.Hub.Unsubscribe(s.hub, s)
+	// Unsubscribe one by one so presence members leave (member_removed)
+	// and subscription counts drop, as for an explicit unsubscribe.
+	for _, name := range names {
+		c.unsubscribe(name)
+	}
+	c.mu.Lock()
+	keys := c.userKeys
+	c.userKeys = nil
+	c.mu.Unlock()
+	for k := range keys {
+		c.a.node.Users.Release(k, c.id)
 	}
 	c.w.CloseWith(nil)
 	_ = c.ws.NetConn().Close()

@@ -1,0 +1,80 @@
+package pusher
+
+import (
+	"encoding/json"
+	"sync"
+	"time"
+
+	"switchboard/gateway"
+)
+
+// lastEvents remembers the last server event of each cache channel (cache-,
+// private-cache-, presence-cache-, private-encrypted-cache-) for its app's
+// TTL, even while nobody is subscribed, and replays it to new subscribers.
+// Client events are never cached (Pusher does not cache them either).
+type lastEvents struct {
+	now func() time.Time
+
+	mu        sync.Mutex
+	entries   map[string]cachedEvent // by hub channel
+	lastSweep time.Time
+}
+
+type cachedEvent struct {
+	event   string
+	data    json.RawMessage
+	tags    map[string]string
+	expires time.Time
+}
+
+// cacheSweepEvery bounds how often expired entries are swept; between
+// sweeps an expired entry is only ignored.
+const cacheSweepEvery = time.Minute
+
+func newLastEvents(now func() time.Time) *lastEvents {
+	return &lastEvents{now: now, entries: map[string]cachedEvent{}}
+}
+
+func (l *lastEvents) store(m *gateway.Message, ttl time.Duration) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.entries[m.Channel] = cachedEvent{event: m.Event, data: m.Data, tags: m.Tags, expires: now.Add(ttl)}
+	if now.Sub(l.lastSweep) >= cacheSweepEvery {
+		l.lastSweep = now
+		for k, e := range l.entries {
+			if !now.Before(e.expires) {
+				delete(l.entries, k)
+			}
+		}
+	}
+}
+
+// get returns hub's live entry.
+func (l *lastEvents) get(hub string) (cachedEvent, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.getLocked(hub)
+}
+
+func (l *lastEvents) getLocked(hub string) (cachedEvent, bool) {
+	e, ok := l.entries[hub]
+	if !ok || !l.now().Before(e.expires) {
+		return cachedEvent{}, false
+	}
+	return e, true
+}
+
+// replayAndSubscribe sends s the cached event (or pusher:cache_miss) and
+// joins it to the hub channel under the cache lock, so no event stored in
+// between is lost to s (at worst the newest one arrives twice).
+func (l *lastEvents) replayAndSubscribe(h *gateway.Hub, hub string, s *subscription) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e, ok := l.getLocked(hub); ok {
+		s.c.w.Enqueue(eventFrame(s.name, &gateway.Message{Channel: hub, Event: e.event, Data: e.data, Tags: e.tags}))
+	} else {
+		s.c.w.Enqueue(encode(outFrame{Event: evCacheMiss, Channel: s.name}))
+	}
+	h.Subscribe(hub, s)
+}

@@ -1,0 +1,194 @@
+package pusher
+
+import (
+	"strings"
+
+	"switchboard/gateway"
+)
+
+// subscribe runs pusher:subscribe: name rules, signature, per-connection
+// and presence limits, then the confirmation (with the member list on
+// presence channels), the cache replay and the hub subscription, in that
+// order so the client never sees an event before its confirmation.
+func (c *conn) subscribe(d subscribeData) {
+	name := d.Channel
+	if ok, reason := validChannelName(name, c.app.MaxChannelNameLength); !ok {
+		c.w.Enqueue(subscriptionErrorFrame(name, "LimitReached", reason, CodeUnauthorized))
+		return
+	}
+	info := classify(name)
+	var member *gateway.Member
+	switch {
+	case info.private:
+		if d.Auth == "" || !c.app.VerifyChannelAuth(d.Auth, c.id, name, d.ChannelData) {
+			c.w.Enqueue(subscriptionErrorFrame(name, "AuthError", "Invalid signature for "+name, 401))
+			return
+		}
+		if info.presence {
+			m, err := parseMember(d.ChannelData)
+			if err != nil {
+				c.w.Enqueue(subscriptionErrorFrame(name, "AuthError", err.Error(), 401))
+				return
+			}
+			if len(m.Info) > c.app.MaxPresenceMemberSize {
+				c.w.Enqueue(subscriptionErrorFrame(name, "LimitReached",
+					"The maximum size for a channel member is "+itoa(c.app.MaxPresenceMemberSize)+" bytes.", CodeClientEvent))
+				return
+			}
+			member = &m
+		}
+	case info.user:
+		c.mu.Lock()
+		me := c.signedIn
+		c.mu.Unlock()
+		if me == "" || name != userChannelPrefix+me {
+			c.w.Enqueue(subscriptionErrorFrame(name, "AuthError", "Only the signed-in user may subscribe to "+name, 401))
+			return
+		}
+	default:
+		if c.app.canonical && gateway.IsCanonical(name) {
+			c.w.Enqueue(subscriptionErrorFrame(name, "AuthError", "Channel "+name+" is private: subscribe to private-"+name, 403))
+			return
+		}
+	}
+	hub := hubChannel(c.app, name)
+
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if old, dup := c.subs[name]; dup {
+		c.mu.Unlock()
+		// pusher-js resubscribes after reconnects; answer again, subscribe once.
+		data := "{}"
+		if old.member != nil {
+			data = presenceData(c.a.node.Presence.Members(hub))
+		}
+		c.w.Enqueue(succeededFrame(name, data))
+		return
+	}
+	if len(c.subs) >= c.app.MaxSubscriptionsPerConnection {
+		c.mu.Unlock()
+		c.w.Enqueue(subscriptionErrorFrame(name, "LimitReached",
+			"The maximum of "+itoa(c.app.MaxSubscriptionsPerConnection)+" subscriptions per connection was reached", CodeOverCapacity))
+		return
+	}
+	c.mu.Unlock()
+
+	if member != nil {
+		// A presence member is an authorized user: it counts towards the
+		// user's connection limit like a channel auth or a signin.
+		if !c.acquireUser(member.UserID) {
+			c.w.Enqueue(subscriptionErrorFrame(name, "LimitReached", "Application is over connection quota", CodeOverQuota))
+			return
+		}
+		if _, users := c.a.node.Presence.Count(hub); users >= c.app.MaxPresenceMembers && !c.a.node.Presence.HasUser(hub, member.UserID) {
+			c.w.Enqueue(subscriptionErrorFrame(name, "LimitReached",
+				"The maximum members per presence channel limit ("+itoa(c.app.MaxPresenceMembers)+") was reached", CodeOverCapacity))
+			return
+		}
+	}
+
+	s := &subscription{c: c, name: name, hub: hub, key: "pusher:" + name, info: info, member: member}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if _, dup := c.subs[name]; dup {
+		c.mu.Unlock()
+		return
+	}
+	c.subs[name] = s
+	c.mu.Unlock()
+	c.a.track(c.app, name, +1)
+
+	if member != nil {
+		first := c.a.node.Presence.Join(hub, c.id, *member)
+		c.w.Enqueue(succeededFrame(name, presenceData(c.a.node.Presence.Members(hub))))
+		if first {
+			c.a.toPusherSubs(hub, name, c, encode(outFrame{Event: evMemberAdded, Channel: name,
+				Data: jsonString(memberJSON(*member))}))
+		}
+	} else {
+		c.w.Enqueue(succeededFrame(name, "{}"))
+	}
+	if info.cache {
+		c.a.cache.replayAndSubscribe(c.a.node.Hub, hub, s)
+	} else {
+		c.a.node.Hub.Subscribe(hub, s)
+	}
+	if !info.presence && !info.user {
+		c.a.subscriptionCount(c.app, name, hub)
+	}
+}
+
+func memberJSON(m gateway.Member) map[string]any {
+	out := map[string]any{"user_id": m.UserID}
+	if len(m.Info) > 0 {
+		out["user_info"] = m.Info
+	}
+	return out
+}
+
+// unsubscribe leaves name; on presence channels the user's last connection
+// leaving announces member_removed to the others.
+func (c *conn) unsubscribe(name string) {
+	c.mu.Lock()
+	s := c.subs[name]
+	delete(c.subs, name)
+	c.mu.Unlock()
+	if s == nil {
+		return
+	}
+	c.a.node.Hub.Unsubscribe(s.hub, s)
+	c.a.track(c.app, name, -1)
+	if s.member != nil {
+		if m, last, ok := c.a.node.Presence.Leave(s.hub, c.id); ok && last {
+			c.a.toPusherSubs(s.hub, name, c, encode(outFrame{Event: evMemberRemoved, Channel: name,
+				Data: jsonString(map[string]string{"user_id": m.UserID})}))
+		}
+	} else if !s.info.user {
+		c.a.subscriptionCount(c.app, name, s.hub)
+	}
+}
+
+// toPusherSubs sends frame to this adapter's subscriptions of the Pusher
+// channel name on hub, except the connection skip. Presence and counting
+// events are Pusher internals: they go straight to Pusher connections and
+// never through the hub, so other protocols sharing the hub channel do not
+// see them.
+func (a *Adapter) toPusherSubs(hub, name string, skip *conn, frame []byte) {
+	for _, sub := range a.node.Hub.Subscribers(hub) {
+		ps, ok := sub.(*subscription)
+		if !ok || ps.name != name || ps.c == skip {
+			continue
+		}
+		ps.c.w.Enqueue(frame)
+	}
+}
+
+// hubChannel maps a Pusher channel name onto the hub. Switchboard's own
+// channels ("private-" + canonical name, "presence-" + canonical name, and
+// presence-dashboard.project.{slug}) share the hub channel with the other
+// protocols (default app only); anything else is an app channel, scoped to
+// its app.
+func hubChannel(app *App, name string) string {
+	if canon := canonicalOf(name); canon != "" && app.canonical {
+		return canon
+	}
+	return appHubPrefix(app.ID) + name
+}
+
+func appHubPrefix(appID string) string { return "pusher:" + appID + ":" }
+
+// splitHub undoes hubChannel for app channels.
+func splitHub(hub string) (appID, name string, ok bool) {
+	rest, ok := strings.CutPrefix(hub, "pusher:")
+	if !ok {
+		return "", "", false
+	}
+	appID, name, ok = strings.Cut(rest, ":")
+	return appID, name, ok
+}
