@@ -100,6 +100,10 @@ func (c *conn) run() {
 		}
 		if len(data) > max {
 			c.closeWith(Disconnect{1009, "message size limit exceeded"})
+			// Drain a little of the rest so the client reads our close frame
+			// instead of a reset caused by unread data.
+			_ = c.ws.SetReadDeadline(time.Now().Add(time.Second))
+			_, _ = io.Copy(io.Discard, io.LimitReader(r, 1<<20))
 			return
 		}
 		cmds, err := DecodeCommands(data, max)
@@ -678,6 +682,11 @@ func (c *conn) cleanup() {
 	if taken {
 		c.a.node.Users.Release(user, c.id)
 	}
-	c.w.CloseWith(nil)
+	// Let a queued close frame (closeWith) reach the client before the
+	// socket goes: without it the client sees 1006 instead of our code.
+	select {
+	case <-c.w.CloseWith(nil):
+	case <-time.After(c.a.cfg.WriteTimeout):
+	}
 	_ = c.ws.NetConn().Close()
 }
