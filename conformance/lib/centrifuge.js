@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createHmac } from 'node:crypto';
 import WebSocket from 'ws';
 import { Centrifuge } from 'centrifuge';
 
@@ -169,4 +170,19 @@ export function collect(emitter, event) {
     waiters.push({ n, resolve: (v) => { clearTimeout(t); resolve(v); } });
   });
   return items;
+}
+
+/**
+ * Signs an HS256 JWT with the server's secret, the way an application
+ * backend signs Centrifugo subscription tokens (claims sub, channel, exp).
+ */
+export function signJWT(claims) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
+  return `${head}.${createHmac('sha256', JWT_SECRET).update(head).digest('base64url')}`;
+}
+
+/** A subscription token for user sub on channel, valid for ttlSec (negative: already expired). */
+export function subscriptionToken(sub, channel, ttlSec) {
+  return signJWT({ sub: String(sub), channel, exp: Math.floor(Date.now() / 1000) + ttlSec });
 }

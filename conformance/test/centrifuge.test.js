@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import Pusher from 'pusher-js';
 import {
-  startSwitchboard, bearer, connectionToken, serverApi, request, newClient, once, collect, sleep,
+  startSwitchboard, bearer, connectionToken, serverApi, request, newClient, once, collect, sleep, subscriptionToken,
 } from '../lib/centrifuge.js';
 
 // The seed's example events, published verbatim through the server API.
@@ -236,6 +236,39 @@ test('user:{id} is personal: user 42 may read user:42, not user:43', async () =>
   const u2 = once(unknown, 'unsubscribed');
   unknown.subscribe();
   assert.equal((await u2).code, 102);
+});
+
+test('subscription errors reach sub.on(error): expired subscription token, getToken, sub_refresh', async () => {
+  const c = client({ bearerToken: bearer(42) });
+  c.connect();
+  let calls = 0;
+  // user:43 is not user 42's channel; a subscription token from the app
+  // backend grants it (Centrifugo: the token decides alone).
+  const sub = c.newSubscription('user:43', {
+    token: subscriptionToken(42, 'user:43', -10),
+    getToken: async () => { calls++; return subscriptionToken(42, 'user:43', 2); },
+  });
+  const errors = collect(sub, 'error');
+  const ready = once(sub, 'subscribed');
+  sub.subscribe();
+  await ready;
+  assert.equal(errors[0]?.type, 'subscribe');
+  assert.equal(errors[0]?.error?.code, 109);
+  assert.equal(calls, 1);
+  const states = collect(sub, 'state');
+  await sleep(3000); // past the 2s subscription token: the SDK sends sub_refresh
+  assert.ok(calls >= 2, `sub_refresh fetched a new token (${calls} calls)`);
+  assert.equal(states.length, 0, 'stayed subscribed');
+  assert.equal(sub.state, 'subscribed');
+
+  // A token for another channel is forged: Centrifugo disconnects with 3500 (terminal).
+  const c2 = client({ bearerToken: bearer(42) });
+  c2.connect();
+  const bad = c2.newSubscription('user:44', { token: subscriptionToken(42, 'user:43', 60) });
+  const disconnected = once(c2, 'disconnected');
+  bad.subscribe();
+  const ctx = await disconnected;
+  assert.equal(ctx.code, 3500);
 });
 
 test('a pusher-js and a centrifuge-js client on the same canonical channel both get one attendee', async () => {
