@@ -105,7 +105,6 @@ func errorReply(id uint32, e *protocol.Error) *protocol.Reply {
 // Client error codes (replies), from centrifuge errors.go.
 var (
 	errInternal          = &protocol.Error{Code: 100, Message: "internal server error", Temporary: true}
-	errUnauthorized      = &protocol.Error{Code: 101, Message: "unauthorized"}
 	errUnknownChannel    = &protocol.Error{Code: 102, Message: "unknown channel"}
 	errPermissionDenied  = &protocol.Error{Code: 103, Message: "permission denied"}
 	errMethodNotFound    = &protocol.Error{Code: 104, Message: "method not found"}
@@ -126,18 +125,16 @@ type Disconnect struct {
 
 // Disconnect codes, from centrifuge disconnect.go.
 var (
-	DisconnectShutdown         = Disconnect{3001, "shutdown"}
-	DisconnectServerError      = Disconnect{3004, "internal server error"}
-	DisconnectExpired          = Disconnect{3005, "connection expired"}
-	DisconnectSubExpired       = Disconnect{3006, "subscription expired"}
-	DisconnectSlow             = Disconnect{3008, "slow"}
-	DisconnectInsufficient     = Disconnect{3010, "insufficient state"}
-	DisconnectNoPong           = Disconnect{3012, "no pong"}
-	DisconnectInvalidToken     = Disconnect{3500, "invalid token"}
-	DisconnectBadRequest       = Disconnect{3501, "bad request"}
-	DisconnectStale            = Disconnect{3502, "stale"}
-	DisconnectConnectionLimit  = Disconnect{3504, "connection limit"}
-	DisconnectPermissionDenied = Disconnect{3507, "permission denied"}
+	DisconnectShutdown        = Disconnect{3001, "shutdown"}
+	DisconnectExpired         = Disconnect{3005, "connection expired"}
+	DisconnectSubExpired      = Disconnect{3006, "subscription expired"}
+	DisconnectSlow            = Disconnect{3008, "slow"}
+	DisconnectInsufficient    = Disconnect{3010, "insufficient state"}
+	DisconnectNoPong          = Disconnect{3012, "no pong"}
+	DisconnectInvalidToken    = Disconnect{3500, "invalid token"}
+	DisconnectBadRequest      = Disconnect{3501, "bad request"}
+	DisconnectStale           = Disconnect{3502, "stale"}
+	DisconnectConnectionLimit = Disconnect{3504, "connection limit"}
 )
 
 // Unsubscribe push codes: below 2500 the client stays unsubscribed, from

@@ -378,7 +378,7 @@ func (c *conn) subscribe(id uint32, req *protocol.SubscribeRequest) bool {
 				// with each recovered publication.
 				res.Recovered, res.Offset = true, req.Offset
 				for _, m := range pubs {
-					res.Publications = append(res.Publications, publication(ch.name, m))
+					res.Publications = append(res.Publications, publication(m))
 				}
 				last = top.Offset
 				if n := len(pubs); n > 0 {
@@ -557,7 +557,7 @@ func readHistory(h *gateway.History, ch channel, limit int32, since *protocol.St
 	}
 	res := &protocol.HistoryResult{Epoch: top.Epoch, Offset: top.Offset, Publications: []*protocol.Publication{}}
 	for _, m := range pubs {
-		res.Publications = append(res.Publications, publication(ch.name, m))
+		res.Publications = append(res.Publications, publication(m))
 	}
 	return res, nil
 }

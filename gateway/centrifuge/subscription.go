@@ -51,7 +51,7 @@ func (s *subscription) Deliver(m *gateway.Message) {
 
 func (s *subscription) send(m *gateway.Message) {
 	f := m.Frame("centrifuge", func(m *gateway.Message) []byte {
-		b, err := encodeReply(&protocol.Reply{Push: &protocol.Push{Channel: clientChannel(m.Channel), Pub: publication("", m)}})
+		b, err := encodeReply(&protocol.Reply{Push: &protocol.Push{Channel: clientChannel(m.Channel), Pub: publication(m)}})
 		if err != nil {
 			s.c.a.log.Error("encode publication", "channel", m.Channel, "err", err)
 			return nil
@@ -129,7 +129,7 @@ const (
 // client publications carry their data as published; domain events become
 // {"type": event name, "data": event object}, the seed's event shape, so a
 // client can tell AttendeeCreated from AttendeeUpdated.
-func publication(_ string, m *gateway.Message) *protocol.Publication {
+func publication(m *gateway.Message) *protocol.Publication {
 	p := &protocol.Publication{Offset: m.Offset}
 	if m.Tags[tagRaw] == "1" {
 		p.Data = protocol.Raw(m.Data)
