@@ -121,6 +121,7 @@ func (h *History) Position(channel string) StreamPosition {
 	now := h.cfg.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.maybeSweep(now)
 	s := h.streamLocked(channel, now)
 	return StreamPosition{Offset: s.top, Epoch: s.epoch}
 }
@@ -248,8 +249,10 @@ func (s *stream) trim(now time.Time, opts HistoryOptions) {
 	}
 }
 
-// maybeSweep forgets streams idle for longer than MetaTTL, at most once a
-// minute, so channels that stopped being used do not hold memory forever.
+// maybeSweep, at most once a minute, drops expired publications of every
+// stream (an idle channel is otherwise only trimmed when next used) and
+// forgets streams idle for longer than MetaTTL, so channels that stopped
+// being used do not hold memory forever.
 func (h *History) maybeSweep(now time.Time) {
 	if now.Sub(h.lastSweep) < time.Minute {
 		return
@@ -258,7 +261,9 @@ func (h *History) maybeSweep(now time.Time) {
 	for ch, s := range h.streams {
 		if now.Sub(s.touched) >= h.cfg.MetaTTL {
 			delete(h.streams, ch)
+			continue
 		}
+		s.trim(now, h.cfg.Options(ch))
 	}
 }
 

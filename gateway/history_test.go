@@ -172,3 +172,26 @@ func TestHistoryInterceptsDispatch(t *testing.T) {
 		t.Fatalf("dispatched events in history: %v top %+v", offsets(got), top)
 	}
 }
+
+// Idle streams lose expired publications on the periodic sweep and are
+// forgotten after MetaTTL: a recovery then fails instead of replaying.
+func TestHistorySweep(t *testing.T) {
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	h := gateway.NewHistory(gateway.HistoryConfig{
+		Options: func(string) gateway.HistoryOptions { return gateway.HistoryOptions{Size: 10, TTL: time.Minute} },
+		MetaTTL: time.Hour,
+		Now:     c.now,
+	})
+	epoch := h.Position("idle").Epoch
+	h.Intercept(msg("idle", 1))
+	c.add(2 * time.Minute)
+	h.Intercept(msg("busy", 1)) // triggers the sweep
+	if _, top, ok := h.Recover("idle", gateway.StreamPosition{Epoch: epoch}); ok || top.Offset != 1 || top.Epoch != epoch {
+		t.Fatalf("expired publication recovered (ok=%v top=%+v)", ok, top)
+	}
+	c.add(2 * time.Hour)
+	h.Intercept(msg("busy", 2))
+	if p := h.Position("idle"); p.Epoch == epoch || p.Offset != 0 {
+		t.Fatalf("stream idle past MetaTTL kept: %+v", p)
+	}
+}

@@ -169,12 +169,13 @@ func (a *Adapter) History() *gateway.History { return a.history }
 func (a *Adapter) Routes(e *echo.Echo) {
 	e.GET("/connection/websocket", a.serveWS)
 	e.POST("/api/v1/realtime/token", a.issueToken, domain.Authn(a.cfg.Signer, true), domain.Op("v1.realtime.token.store"))
-	api := e.Group("/api", a.apiKey)
-	api.POST("/publish", a.apiPublish)
-	api.POST("/broadcast", a.apiBroadcast)
-	api.POST("/presence", a.apiPresence)
-	api.POST("/presence_stats", a.apiPresenceStats)
-	api.POST("/history", a.apiHistory)
+	// Per-route middleware, not a group: an echo group with middleware
+	// catches every unknown /api/* path, /api/v1 included.
+	e.POST("/api/publish", a.apiPublish, a.apiKey)
+	e.POST("/api/broadcast", a.apiBroadcast, a.apiKey)
+	e.POST("/api/presence", a.apiPresence, a.apiKey)
+	e.POST("/api/presence_stats", a.apiPresenceStats, a.apiKey)
+	e.POST("/api/history", a.apiHistory, a.apiKey)
 }
 
 func (a *Adapter) serveWS(c echo.Context) error {
