@@ -271,6 +271,37 @@ test('subscription errors reach sub.on(error): expired subscription token, getTo
   assert.equal(ctx.code, 3500);
 });
 
+test('limits: 100 subscriptions per connection (106), 100 connections per user (3504)', async () => {
+  const c = client({ bearerToken: bearer(77) });
+  c.connect();
+  await once(c, 'connected');
+  const subs = [];
+  for (let i = 0; i < 100; i++) {
+    const s = c.newSubscription(`voice:queue:q${i}`);
+    subs.push(once(s, 'subscribed'));
+    s.subscribe();
+  }
+  await Promise.all(subs);
+  const over = c.newSubscription('voice:queue:q100');
+  const refused = once(over, 'unsubscribed');
+  over.subscribe();
+  assert.equal((await refused).code, 106);
+
+  const { token } = await connectionToken(srv.base, bearer(78));
+  const conns = [];
+  for (let i = 0; i < 100; i++) {
+    const k = client({ token });
+    conns.push(once(k, 'connected'));
+    k.connect();
+  }
+  await Promise.all(conns);
+  const extra = client({ token });
+  const gone = once(extra, 'disconnected');
+  extra.connect();
+  assert.equal((await gone).code, 3504);
+  assert.equal(extra.state, 'disconnected', 'terminal: no reconnect');
+});
+
 test('a pusher-js and a centrifuge-js client on the same canonical channel both get one attendee', async () => {
   const admin = bearer(1, { admin: true });
   const r = await request(srv.base, 'POST', '/api/v1/projects', { body: { slug: 'demo', name: 'Demo' }, headers: { Authorization: `Bearer ${admin}` } });
