@@ -86,11 +86,15 @@ test('getToken connects, voice:calls receives the server API publication with id
   assert.deepEqual(pubs[1].data, callStarted);
   assert.ok(pubs[1].offset > pubs[0].offset, 'offsets grow');
 
+  const { sub: agents } = await subscribed(c, 'voice:agents');
+  const apubs = collect(agents, 'publication');
   const other = await serverApi(srv.base, 'broadcast', { channels: ['voice:agents', 'tickets:all', 'nope:x'], data: agentStatusChanged });
   assert.equal(other.status, 200);
   assert.equal(other.body.result.responses.length, 3);
   assert.deepEqual(other.body.result.responses[0], { result: {} });
   assert.equal(other.body.result.responses[2].error.code, 102);
+  await apubs.wait(1);
+  assert.deepEqual(apubs[0].data, agentStatusChanged);
 });
 
 function API_KEY_HEADER() { return srv.env.SWITCHBOARD_API_KEY; }
