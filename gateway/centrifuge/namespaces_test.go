@@ -122,3 +122,16 @@ func TestSubscribePermissions(t *testing.T) {
 		})
 	}
 }
+
+// New validates its config and reports every problem at once.
+func TestNewValidates(t *testing.T) {
+	_, err := centrifuge.New(gateway.NewNode(nil, nil), centrifuge.Config{
+		PingInterval: time.Second, PongTimeout: 2 * time.Second, MaxSubscriptions: -1,
+		Channels: centrifuge.Channels{Namespaces: []centrifuge.Namespace{{Name: "x"}}},
+	})
+	for _, want := range []string{"signer is required", "database (outbox) is required", "pong timeout", "limits", "name must match"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want it to mention %q", err, want)
+		}
+	}
+}
