@@ -45,6 +45,10 @@ type config struct {
 	// AppSubscriptionCount is SWITCHBOARD_APP_SUBSCRIPTION_COUNT (true|false),
 	// default false: pusher_internal:subscription_count events.
 	AppSubscriptionCount bool
+	// Centrifugo front door (gateway/centrifuge).
+	APIKey           string        // SWITCHBOARD_API_KEY: server API key (/api/publish ...); empty disables the server API
+	CentrifugoConfig string        // SWITCHBOARD_CENTRIFUGO_CONFIG: namespaces file (.json, .yaml); empty = the seed's namespaces
+	RealtimeTokenTTL time.Duration // SWITCHBOARD_REALTIME_TOKEN_TTL: lifetime of /api/v1/realtime/token tokens, default 1h
 }
 
 func env(name, def string) string {
@@ -102,6 +106,9 @@ func loadConfig(args []string) (config, error) {
 		AppKey:      env("SWITCHBOARD_APP_KEY", "app-key"),
 		AppSecret:   env("SWITCHBOARD_APP_SECRET", "app-secret"),
 		LogLevel:    env("SWITCHBOARD_LOG_LEVEL", "info"),
+
+		APIKey:           env("SWITCHBOARD_API_KEY", ""),
+		CentrifugoConfig: env("SWITCHBOARD_CENTRIFUGO_CONFIG", ""),
 	}
 	c.AppsFile = env("SWITCHBOARD_APPS_FILE", "")
 	c.AppEncryptionMasterKey = env("SWITCHBOARD_APP_ENCRYPTION_MASTER_KEY", "")
@@ -120,6 +127,11 @@ func loadConfig(args []string) (config, error) {
 	}
 	if c.ShutdownWait, err = envDuration("SWITCHBOARD_SHUTDOWN_TIMEOUT", 15*time.Second); err != nil {
 		errs = append(errs, err)
+	}
+	if c.RealtimeTokenTTL, err = envDuration("SWITCHBOARD_REALTIME_TOKEN_TTL", time.Hour); err != nil {
+		errs = append(errs, err)
+	} else if c.RealtimeTokenTTL <= 0 {
+		errs = append(errs, errors.New("SWITCHBOARD_REALTIME_TOKEN_TTL must be positive"))
 	}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (SWITCHBOARD_ADDR)")

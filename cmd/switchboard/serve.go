@@ -19,6 +19,7 @@ import (
 	"switchboard/forms"
 	"switchboard/games"
 	"switchboard/gateway"
+	"switchboard/gateway/centrifuge"
 	"switchboard/gateway/pusher"
 	"switchboard/notifications"
 	"switchboard/social"
@@ -105,6 +106,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	pa.Routes(e)
 
+	ca, err := newCentrifuge(cfg, node, signer, db)
+	if err != nil {
+		return err
+	}
+	ca.Routes(e)
+
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
@@ -144,6 +151,20 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	wg.Wait()
 	// 3. Close WebSockets with "reconnect" codes.
 	pa.Shutdown(sctx)
+	ca.Shutdown(sctx)
 	log.Info("stopped")
 	return nil
+}
+
+// newCentrifuge builds the Centrifugo front door from the config.
+func newCentrifuge(cfg config, node *gateway.Node, signer *domain.Signer, db *domain.DB) (*centrifuge.Adapter, error) {
+	cc := centrifuge.Config{Signer: signer, DB: db, APIKey: cfg.APIKey, TokenTTL: cfg.RealtimeTokenTTL, Version: version}
+	if cfg.CentrifugoConfig != "" {
+		chans, err := centrifuge.LoadChannels(cfg.CentrifugoConfig)
+		if err != nil {
+			return nil, err
+		}
+		cc.Channels = chans
+	}
+	return centrifuge.New(node, cc)
 }

@@ -1,0 +1,268 @@
+// Package centrifuge speaks Centrifugo's client protocol v2 (JSON over
+// WebSocket) to unmodified centrifuge-js 5.x clients on top of the gateway
+// hub, plus the parts of Centrifugo's server API (publish, broadcast,
+// presence, history) and the seed's connection-token endpoint.
+package centrifuge
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/labstack/echo/v4"
+
+	"switchboard/domain"
+	"switchboard/gateway"
+)
+
+// Config configures the adapter. Zero values mean the documented defaults.
+type Config struct {
+	// Signer verifies bearer, connection and subscription tokens and signs
+	// connection tokens. Required.
+	Signer *domain.Signer
+	// DB is the store whose outbox carries server-API and client
+	// publications, so they are durable before the reply and delivered in
+	// commit order like domain events. Required.
+	DB *domain.DB
+	// Channels are the namespaces and the options of canonical channels.
+	// A zero value (no namespaces) means DefaultChannels().
+	Channels Channels
+	// TokenTTL is the lifetime of tokens from /api/v1/realtime/token.
+	// Zero means 1h.
+	TokenTTL time.Duration
+	// APIKey guards /api/publish and the other server API methods. Empty
+	// disables the server API (every call is 401).
+	APIKey string
+	// PingInterval is how often the server sends `{}`; the client must
+	// answer within PongTimeout or be closed with 3012. Zero means 25s
+	// and 8s (Centrifugo's defaults).
+	PingInterval time.Duration
+	PongTimeout  time.Duration
+	// StaleDelay closes a socket that sent no connect with 3502. Zero
+	// means 10s.
+	StaleDelay time.Duration
+	// ExpiredCloseDelay is how long an expired connection may stay without
+	// refresh before it is closed with 3005. Zero means 25s.
+	ExpiredCloseDelay time.Duration
+	// WriteTimeout bounds one write batch. Zero means 10s.
+	WriteTimeout time.Duration
+	// MaxQueue is the per-connection send queue in frames; a connection
+	// that falls this far behind is closed with 3008 slow (reconnect).
+	// Zero means 1024.
+	MaxQueue int
+	// MaxSubscriptions per connection; over it subscribe gets error 106.
+	// Zero means 100 (the seed's limit).
+	MaxSubscriptions int
+	// MaxFrameSize is the largest frame a client may send; a larger one
+	// closes the connection with 1009. Zero means 64 KB.
+	MaxFrameSize int
+	// Version is reported in connect results.
+	Version string
+}
+
+func (c *Config) setDefaults() {
+	if len(c.Channels.Namespaces) == 0 && !c.Channels.Canonical.History().Enabled() && !c.Channels.Canonical.Presence {
+		c.Channels = DefaultChannels()
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.TokenTTL, time.Hour)
+	def(&c.PingInterval, 25*time.Second)
+	def(&c.PongTimeout, 8*time.Second)
+	def(&c.StaleDelay, 10*time.Second)
+	def(&c.ExpiredCloseDelay, 25*time.Second)
+	def(&c.WriteTimeout, 10*time.Second)
+	if c.MaxQueue == 0 {
+		c.MaxQueue = 1024
+	}
+	if c.MaxSubscriptions == 0 {
+		c.MaxSubscriptions = 100
+	}
+	if c.MaxFrameSize == 0 {
+		c.MaxFrameSize = DefaultMaxFrameSize
+	}
+	if c.Version == "" {
+		c.Version = "switchboard"
+	}
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Signer == nil {
+		errs = append(errs, errors.New("centrifuge: a token signer is required"))
+	}
+	if c.DB == nil {
+		errs = append(errs, errors.New("centrifuge: a database (outbox) is required"))
+	}
+	if c.TokenTTL < 0 || c.PingInterval < 0 || c.PongTimeout < 0 || c.StaleDelay < 0 || c.ExpiredCloseDelay < 0 || c.WriteTimeout < 0 {
+		errs = append(errs, errors.New("centrifuge: durations must not be negative"))
+	}
+	if c.PongTimeout >= c.PingInterval && c.PingInterval > 0 {
+		errs = append(errs, errors.New("centrifuge: pong timeout must be shorter than the ping interval"))
+	}
+	if c.MaxQueue < 0 || c.MaxSubscriptions < 0 || c.MaxFrameSize < 0 {
+		errs = append(errs, errors.New("centrifuge: limits must not be negative"))
+	}
+	if err := c.Channels.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Adapter serves centrifuge-js clients on a gateway node.
+type Adapter struct {
+	node     *gateway.Node
+	cfg      Config
+	res      *resolver
+	history  *gateway.History
+	log      *slog.Logger
+	upgrader websocket.Upgrader
+
+	mu    sync.RWMutex
+	conns map[string]*conn // by client id
+	shut  bool
+}
+
+// New returns an adapter for node. It installs the channel history as a
+// node interceptor, so every message published to a history-enabled
+// channel — domain events included — gets an offset and is kept for
+// recovery.
+func New(node *gateway.Node, cfg Config) (*Adapter, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &Adapter{
+		node: node, cfg: cfg, res: newResolver(cfg.Channels), log: node.Log.With("proto", "centrifuge"),
+		conns: map[string]*conn{},
+		upgrader: websocket.Upgrader{
+			ReadBufferSize:  512,
+			WriteBufferSize: 512,
+			WriteBufferPool: &sync.Pool{},
+			// centrifuge-js opens JSON connections without a subprotocol;
+			// answering "centrifuge-json" when asked keeps strict clients happy.
+			Subprotocols: []string{"centrifuge-json"},
+			// Any origin may connect: channels are guarded by tokens.
+			CheckOrigin: func(*http.Request) bool { return true },
+		},
+	}
+	a.history = gateway.NewHistory(gateway.HistoryConfig{Options: a.res.historyOptions})
+	node.Intercept(a.history.Intercept)
+	node.OnRevoke(a.revoke)
+	return a, nil
+}
+
+// History is the stream store the adapter installed on the node.
+func (a *Adapter) History() *gateway.History { return a.history }
+
+// Routes registers the WebSocket endpoint, the connection-token endpoint
+// and the server API on e.
+func (a *Adapter) Routes(e *echo.Echo) {
+	e.GET("/connection/websocket", a.serveWS)
+	e.POST("/api/v1/realtime/token", a.issueToken, domain.Authn(a.cfg.Signer, true), domain.Op("v1.realtime.token.store"))
+	// Per-route middleware, not a group: an echo group with middleware
+	// catches every unknown /api/* path, /api/v1 included.
+	e.POST("/api/publish", a.apiPublish, a.apiKey)
+	e.POST("/api/broadcast", a.apiBroadcast, a.apiKey)
+	e.POST("/api/presence", a.apiPresence, a.apiKey)
+	e.POST("/api/presence_stats", a.apiPresenceStats, a.apiKey)
+	e.POST("/api/history", a.apiHistory, a.apiKey)
+}
+
+func (a *Adapter) serveWS(c echo.Context) error {
+	r := c.Request()
+	if wantsProtobuf(r) {
+		return domain.BadRequest("only the JSON protocol is served; connect without centrifuge-protobuf")
+	}
+	ws, err := a.upgrader.Upgrade(c.Response(), r, nil)
+	if err != nil {
+		return nil // the upgrader already answered with an HTTP error
+	}
+	cn := newConn(a, ws)
+	a.mu.Lock()
+	if a.shut {
+		a.mu.Unlock()
+		cn.closeWith(DisconnectShutdown)
+		cn.readUntilClosed()
+		return nil
+	}
+	a.conns[cn.id] = cn
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		delete(a.conns, cn.id)
+		a.mu.Unlock()
+	}()
+	cn.run()
+	return nil
+}
+
+func wantsProtobuf(r *http.Request) bool {
+	q := r.URL.Query()
+	if q.Get("format") == "protobuf" || q.Get("cf_protocol") == "protobuf" {
+		return true
+	}
+	protos := websocket.Subprotocols(r)
+	for _, p := range protos {
+		if p == "centrifuge-json" {
+			return false
+		}
+	}
+	for _, p := range protos {
+		if strings.EqualFold(p, "centrifuge-protobuf") {
+			return true
+		}
+	}
+	return false
+}
+
+// Shutdown closes every connection with 3001 so clients reconnect, and
+// waits for the close frames to be written or ctx to end.
+func (a *Adapter) Shutdown(ctx context.Context) {
+	a.mu.Lock()
+	a.shut = true
+	conns := make([]*conn, 0, len(a.conns))
+	for _, c := range a.conns {
+		conns = append(conns, c)
+	}
+	a.mu.Unlock()
+	for _, c := range conns {
+		select {
+		case <-c.closeWith(DisconnectShutdown):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// ConnCount is the number of open connections.
+func (a *Adapter) ConnCount() int {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return len(a.conns)
+}
+
+// revoke drops userID's subscriptions to a hub channel at once (a member
+// removed from a chat room), with an unsubscribe push.
+func (a *Adapter) revoke(userID, hub string) {
+	a.mu.RLock()
+	var targets []*conn
+	for _, c := range a.conns {
+		if c.userID() == userID {
+			targets = append(targets, c)
+		}
+	}
+	a.mu.RUnlock()
+	for _, c := range targets {
+		c.revoke(hub)
+	}
+}

@@ -1,0 +1,692 @@
+package centrifuge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/centrifugal/protocol"
+	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
+
+	"switchboard/domain"
+	"switchboard/gateway"
+)
+
+// conn is one centrifuge-js connection. The echo handler goroutine reads
+// and handles commands in order; the gateway.Writer writes (every frame,
+// control frames included, goes through it because frames are written
+// straight to the socket).
+type conn struct {
+	a  *Adapter
+	id string // client id, reported in connect and presence
+	ws *websocket.Conn
+	w  *gateway.Writer
+
+	mu        sync.Mutex
+	ident     *identity // nil until connect succeeded
+	failed    bool      // a connect failed: no more commands (Centrifugo)
+	closed    bool
+	subs      map[string]*subscription // by client channel name
+	timer     *time.Timer              // stale → ping → pong → ping ...
+	phase     int                      // what the timer fires for
+	pongSeen  bool
+	expTimer  *time.Timer
+	userTaken bool // holds a node.Users slot
+}
+
+// Timer phases of a connection.
+const (
+	phaseStale = iota // waiting for connect
+	phasePing         // next fire sends a ping
+	phasePong         // next fire checks the pong
+)
+
+func newConn(a *Adapter, ws *websocket.Conn) *conn {
+	c := &conn{a: a, id: uuid.NewString(), ws: ws, subs: map[string]*subscription{}}
+	c.w = gateway.NewWriter(gateway.WriterConfig{
+		Write:    gateway.NetWrite(ws.NetConn(), a.cfg.WriteTimeout),
+		MaxQueue: a.cfg.MaxQueue,
+		OnOverflow: func() {
+			a.log.Warn("slow consumer disconnected", "client", c.id)
+			c.closeWith(DisconnectSlow)
+		},
+		OnError: func(error) { _ = ws.NetConn().Close() },
+	})
+	// Control frames from the client are answered through the writer: the
+	// default handlers would write to the socket concurrently with it.
+	ws.SetPingHandler(func(data string) error {
+		c.w.Enqueue(gateway.PongFrame([]byte(data)))
+		return nil
+	})
+	ws.SetPongHandler(func(string) error { return nil })
+	ws.SetCloseHandler(func(code int, _ string) error {
+		c.w.CloseWith(gateway.CloseFrame(code, ""))
+		return nil
+	})
+	return c
+}
+
+func (c *conn) userID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ident == nil {
+		return ""
+	}
+	return c.ident.user
+}
+
+// run reads frames until the connection ends.
+func (c *conn) run() {
+	c.mu.Lock()
+	c.phase = phaseStale
+	c.timer = time.AfterFunc(c.a.cfg.StaleDelay, c.onTimer)
+	c.mu.Unlock()
+	defer c.cleanup()
+	max := c.a.cfg.MaxFrameSize
+	for {
+		_, r, err := c.ws.NextReader()
+		if err != nil {
+			return
+		}
+		// Read through a limit instead of gorilla's SetReadLimit: gorilla
+		// would write its own close frame, racing the Writer.
+		data, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
+		if err != nil {
+			return
+		}
+		if len(data) > max {
+			c.closeWith(Disconnect{1009, "message size limit exceeded"})
+			// Drain a little of the rest so the client reads our close frame
+			// instead of a reset caused by unread data.
+			_ = c.ws.SetReadDeadline(time.Now().Add(time.Second))
+			_, _ = io.Copy(io.Discard, io.LimitReader(r, 1<<20))
+			return
+		}
+		cmds, err := DecodeCommands(data, max)
+		if err != nil {
+			c.a.log.Debug("bad frame", "client", c.id, "err", err)
+			c.closeWith(DisconnectBadRequest)
+			return
+		}
+		for _, cmd := range cmds {
+			if !c.handle(cmd) {
+				return
+			}
+		}
+	}
+}
+
+// handle runs one command; false means the connection is being closed.
+func (c *conn) handle(cmd *protocol.Command) bool {
+	if isPong(cmd) {
+		c.mu.Lock()
+		c.pongSeen = true
+		c.mu.Unlock()
+		return true
+	}
+	if cmd.Send != nil {
+		// Fire-and-forget messages need a server-side handler; Switchboard
+		// has none, so they are dropped rather than answered.
+		return true
+	}
+	if cmd.Id == 0 {
+		c.closeWith(DisconnectBadRequest)
+		return false
+	}
+	c.mu.Lock()
+	connected, failed := c.ident != nil, c.failed
+	c.mu.Unlock()
+	if failed {
+		return true
+	}
+	if cmd.Connect != nil {
+		if connected {
+			c.closeWith(DisconnectBadRequest)
+			return false
+		}
+		return c.connect(cmd.Id, cmd.Connect)
+	}
+	if !connected {
+		c.closeWith(DisconnectBadRequest)
+		return false
+	}
+	switch {
+	case cmd.Subscribe != nil:
+		return c.subscribe(cmd.Id, cmd.Subscribe)
+	case cmd.Unsubscribe != nil:
+		c.unsubscribe(cmd.Unsubscribe.Channel)
+		c.reply(&protocol.Reply{Id: cmd.Id, Unsubscribe: &protocol.UnsubscribeResult{}})
+	case cmd.Publish != nil:
+		c.publish(cmd.Id, cmd.Publish)
+	case cmd.Presence != nil:
+		c.presence(cmd.Id, cmd.Presence.Channel)
+	case cmd.PresenceStats != nil:
+		c.presenceStats(cmd.Id, cmd.PresenceStats.Channel)
+	case cmd.History != nil:
+		c.historyCmd(cmd.Id, cmd.History)
+	case cmd.Refresh != nil:
+		return c.refresh(cmd.Id, cmd.Refresh)
+	case cmd.SubRefresh != nil:
+		return c.subRefresh(cmd.Id, cmd.SubRefresh)
+	case cmd.Ping != nil:
+		// Protocol v2 keeps liveness with `{}` frames; Centrifugo answers a
+		// ping command with 108 too.
+		c.reply(errorReply(cmd.Id, errNotAvailable))
+	case cmd.Rpc != nil:
+		c.reply(errorReply(cmd.Id, errMethodNotFound))
+	default:
+		c.reply(errorReply(cmd.Id, errBadRequest))
+	}
+	return true
+}
+
+func (c *conn) reply(r *protocol.Reply) {
+	b, err := encodeReply(r)
+	if err != nil {
+		c.a.log.Error("encode reply", "client", c.id, "err", err)
+		b, _ = encodeReply(errorReply(r.Id, errInternal))
+	}
+	c.w.Enqueue(gateway.TextFrame(b))
+}
+
+func (c *conn) connect(id uint32, req *protocol.ConnectRequest) bool {
+	if req.Token == "" {
+		c.closeWith(DisconnectBadRequest)
+		return false
+	}
+	ident, err := verifyConnToken(c.a.cfg.Signer, req.Token)
+	switch {
+	case errors.Is(err, domain.ErrTokenExpired):
+		// 109 makes the SDK call getToken and reconnect with a fresh token.
+		c.mu.Lock()
+		c.failed = true
+		c.mu.Unlock()
+		c.reply(errorReply(id, errTokenExpired))
+		return true
+	case err != nil:
+		c.a.log.Debug("invalid connection token", "client", c.id, "err", err)
+		c.closeWith(DisconnectInvalidToken)
+		return false
+	}
+	if !c.a.node.Users.Acquire(ident.user, c.id) {
+		c.closeWith(DisconnectConnectionLimit)
+		return false
+	}
+	now := time.Now()
+	c.mu.Lock()
+	c.ident = ident
+	c.userTaken = true
+	c.phase = phasePing
+	c.timer.Reset(c.a.cfg.PingInterval)
+	if !ident.expires.IsZero() {
+		c.expTimer = time.AfterFunc(ident.expires.Sub(now)+c.a.cfg.ExpiredCloseDelay, c.checkExpired)
+	}
+	c.mu.Unlock()
+	res := &protocol.ConnectResult{
+		Client: c.id, Version: c.a.cfg.Version,
+		Ping: uint32(c.a.cfg.PingInterval / time.Second), Pong: true,
+	}
+	if ttl := ident.ttl(now); ttl > 0 {
+		res.Expires, res.Ttl = true, ttl
+	}
+	c.reply(&protocol.Reply{Id: id, Connect: res})
+	return true
+}
+
+// checkExpired closes a connection whose token expired and was not
+// refreshed in time (3005: the client reconnects, gets 109, fetches a token).
+func (c *conn) checkExpired() {
+	c.mu.Lock()
+	if c.closed || c.ident == nil {
+		c.mu.Unlock()
+		return
+	}
+	left := time.Until(c.ident.expires.Add(c.a.cfg.ExpiredCloseDelay))
+	if left > 0 {
+		c.expTimer.Reset(left)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.closeWith(DisconnectExpired)
+}
+
+func (c *conn) refresh(id uint32, req *protocol.RefreshRequest) bool {
+	ident, err := verifyConnToken(c.a.cfg.Signer, req.Token)
+	switch {
+	case errors.Is(err, domain.ErrTokenExpired):
+		c.closeWith(DisconnectExpired)
+		return false
+	case err != nil || ident.user != c.userID():
+		c.closeWith(DisconnectInvalidToken)
+		return false
+	}
+	now := time.Now()
+	c.mu.Lock()
+	// Keep the grants of the new token: a refresh may narrow or widen them.
+	c.ident = ident
+	if c.expTimer != nil {
+		c.expTimer.Stop()
+		c.expTimer = nil
+	}
+	if !ident.expires.IsZero() {
+		c.expTimer = time.AfterFunc(ident.expires.Sub(now)+c.a.cfg.ExpiredCloseDelay, c.checkExpired)
+	}
+	c.mu.Unlock()
+	res := &protocol.RefreshResult{Client: c.id, Version: c.a.cfg.Version}
+	if ttl := ident.ttl(now); ttl > 0 {
+		res.Expires, res.Ttl = true, ttl
+	}
+	c.reply(&protocol.Reply{Id: id, Refresh: res})
+	return true
+}
+
+// onTimer drives the connection's single timer: close a socket that never
+// connected, send pings, and close a client that does not answer them.
+func (c *conn) onTimer() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	switch c.phase {
+	case phaseStale:
+		c.mu.Unlock()
+		c.closeWith(DisconnectStale)
+		return
+	case phasePing:
+		c.pongSeen = false
+		c.phase = phasePong
+		c.timer.Reset(c.a.cfg.PongTimeout)
+		c.mu.Unlock()
+		c.w.Enqueue(gateway.TextFrame(pingFrame))
+		return
+	case phasePong:
+		if !c.pongSeen {
+			c.mu.Unlock()
+			c.closeWith(DisconnectNoPong)
+			return
+		}
+		c.phase = phasePing
+		c.timer.Reset(c.a.cfg.PingInterval - c.a.cfg.PongTimeout)
+	}
+	c.mu.Unlock()
+}
+
+func (c *conn) subscribe(id uint32, req *protocol.SubscribeRequest) bool {
+	ch, perr := c.a.res.resolve(req.Channel)
+	if perr != nil {
+		c.reply(errorReply(id, perr))
+		return true
+	}
+	c.mu.Lock()
+	ident := c.ident
+	c.mu.Unlock()
+	var grant *subGrant
+	if req.Token != "" {
+		g, err := verifySubToken(c.a.cfg.Signer, req.Token, ident.user, ch.name)
+		switch {
+		case errors.Is(err, domain.ErrTokenExpired):
+			c.reply(errorReply(id, errTokenExpired))
+			return true
+		case errors.Is(err, errTokenMismatch):
+			c.closeWith(DisconnectInvalidToken)
+			return false
+		case err != nil:
+			c.reply(errorReply(id, errPermissionDenied))
+			return true
+		}
+		grant = g
+	} else if perr := c.canSubscribe(ident, ch); perr != nil {
+		c.reply(errorReply(id, perr))
+		return true
+	}
+
+	s := &subscription{c: c, ch: ch, buffering: true}
+	c.mu.Lock()
+	if _, dup := c.subs[ch.name]; dup {
+		c.mu.Unlock()
+		c.reply(errorReply(id, errAlreadySubscribed))
+		return true
+	}
+	if len(c.subs) >= c.a.cfg.MaxSubscriptions {
+		c.mu.Unlock()
+		c.reply(errorReply(id, errLimitExceeded))
+		return true
+	}
+	c.subs[ch.name] = s
+	c.mu.Unlock()
+
+	// Join the hub before reading the stream position: everything published
+	// from now on is buffered by s, everything before is in the history, so
+	// nothing falls between the two (duplicates are dropped by offset).
+	c.a.node.Hub.Subscribe(ch.hub, s)
+	res := &protocol.SubscribeResult{}
+	var last uint64
+	if ch.opts.History().Enabled() {
+		res.Recoverable, res.Positioned = true, true
+		if req.Recover {
+			res.WasRecovering = true
+			pubs, top, ok := c.a.history.Recover(ch.hub, gateway.StreamPosition{Offset: req.Offset, Epoch: req.Epoch})
+			res.Epoch = top.Epoch
+			if ok {
+				// Echo the position recovered from: the client advances it
+				// with each recovered publication.
+				res.Recovered, res.Offset = true, req.Offset
+				for _, m := range pubs {
+					res.Publications = append(res.Publications, publication(m))
+				}
+				last = top.Offset
+				if n := len(pubs); n > 0 {
+					last = pubs[n-1].Offset
+				}
+			} else {
+				res.Offset, last = top.Offset, top.Offset
+			}
+		} else {
+			top := c.a.history.Position(ch.hub)
+			res.Epoch, res.Offset, last = top.Epoch, top.Offset, top.Offset
+		}
+		// centrifuge-js with getState sets flag 2 (reject unrecovered): it
+		// wants error 112 instead of a gap so it reloads the state itself.
+		if res.WasRecovering && !res.Recovered && req.Flag&2 != 0 {
+			c.dropSub(s)
+			c.reply(errorReply(id, errUnrecoverable))
+			return true
+		}
+	}
+	if grant != nil && !grant.expires.IsZero() {
+		res.Expires, res.Ttl = true, (&identity{expires: grant.expires}).ttl(time.Now())
+		s.expireAt(grant.expires, c.a.cfg.ExpiredCloseDelay)
+	}
+	c.reply(&protocol.Reply{Id: id, Subscribe: res})
+	s.flush(last)
+
+	if ch.opts.Presence {
+		info := ident.info
+		if grant != nil && grant.info != nil {
+			info = grant.info
+		}
+		c.a.node.Presence.Join(ch.hub, c.id, gateway.Member{UserID: ident.user, Info: info})
+		s.mu.Lock()
+		s.present = true
+		s.mu.Unlock()
+		if ch.opts.JoinLeave {
+			c.a.pushJoinLeave(ch, &protocol.ClientInfo{User: ident.user, Client: c.id, ConnInfo: protocol.Raw(info)}, true)
+		}
+	}
+	return true
+}
+
+// canSubscribe applies the channel rules: canonical channels follow the
+// gateway.Authorizer (the same rules as over Pusher); namespace channels
+// follow the configuration and the token's `channels` claim.
+func (c *conn) canSubscribe(ident *identity, ch channel) *protocol.Error {
+	if ch.canonical {
+		if grantsChannel(ident.channels, ch.name) {
+			return nil
+		}
+		err := c.a.node.Auth.CanRead(context.Background(), ident.claims, ch.hub)
+		if err == nil {
+			return nil
+		}
+		if _, ok := domain.AsError(err); ok {
+			return errPermissionDenied
+		}
+		c.a.log.Error("channel authorization", "channel", ch.name, "err", err)
+		return errInternal
+	}
+	if ch.allowedByConfig(ident.user, ident.channels) {
+		return nil
+	}
+	return errPermissionDenied
+}
+
+func (c *conn) unsubscribe(name string) {
+	c.mu.Lock()
+	s := c.subs[name]
+	c.mu.Unlock()
+	if s != nil {
+		c.dropSub(s)
+	}
+}
+
+// dropSub removes s from the connection, the hub and presence.
+func (c *conn) dropSub(s *subscription) {
+	c.mu.Lock()
+	if c.subs[s.ch.name] == s {
+		delete(c.subs, s.ch.name)
+	}
+	c.mu.Unlock()
+	c.a.node.Hub.Unsubscribe(s.ch.hub, s)
+	s.mu.Lock()
+	present := s.present
+	s.present = false
+	if s.expTimer != nil {
+		s.expTimer.Stop()
+	}
+	s.mu.Unlock()
+	if present {
+		m, _, ok := c.a.node.Presence.Leave(s.ch.hub, c.id)
+		if ok && s.ch.opts.JoinLeave {
+			c.a.pushJoinLeave(s.ch, &protocol.ClientInfo{User: m.UserID, Client: c.id, ConnInfo: protocol.Raw(m.Info)}, false)
+		}
+	}
+}
+
+func (c *conn) subscribed(name string) *subscription {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.subs[name]
+}
+
+func (c *conn) presence(id uint32, name string) {
+	ch, perr := c.a.res.resolve(name)
+	switch {
+	case perr != nil:
+		c.reply(errorReply(id, perr))
+	case !ch.opts.Presence:
+		c.reply(errorReply(id, errNotAvailable))
+	case c.subscribed(ch.name) == nil:
+		c.reply(errorReply(id, errPermissionDenied))
+	default:
+		c.reply(&protocol.Reply{Id: id, Presence: &protocol.PresenceResult{Presence: presenceMap(c.a.node.Presence, ch.hub)}})
+	}
+}
+
+func presenceMap(p *gateway.Presence, hub string) map[string]*protocol.ClientInfo {
+	out := map[string]*protocol.ClientInfo{}
+	for cid, m := range p.Clients(hub) {
+		out[cid] = &protocol.ClientInfo{User: m.UserID, Client: cid, ConnInfo: protocol.Raw(m.Info)}
+	}
+	return out
+}
+
+func (c *conn) presenceStats(id uint32, name string) {
+	ch, perr := c.a.res.resolve(name)
+	switch {
+	case perr != nil:
+		c.reply(errorReply(id, perr))
+	case !ch.opts.Presence:
+		c.reply(errorReply(id, errNotAvailable))
+	case c.subscribed(ch.name) == nil:
+		c.reply(errorReply(id, errPermissionDenied))
+	default:
+		clients, users := c.a.node.Presence.Count(ch.hub)
+		c.reply(&protocol.Reply{Id: id, PresenceStats: &protocol.PresenceStatsResult{NumClients: uint32(clients), NumUsers: uint32(users)}})
+	}
+}
+
+func (c *conn) historyCmd(id uint32, req *protocol.HistoryRequest) {
+	ch, perr := c.a.res.resolve(req.Channel)
+	switch {
+	case perr != nil:
+		c.reply(errorReply(id, perr))
+		return
+	case !ch.opts.History().Enabled():
+		c.reply(errorReply(id, errNotAvailable))
+		return
+	case c.subscribed(ch.name) == nil:
+		c.reply(errorReply(id, errPermissionDenied))
+		return
+	}
+	res, perr := readHistory(c.a.history, ch, req.Limit, req.Since, req.Reverse)
+	if perr != nil {
+		c.reply(errorReply(id, perr))
+		return
+	}
+	c.reply(&protocol.Reply{Id: id, History: res})
+}
+
+// readHistory answers a history request (client or server API).
+func readHistory(h *gateway.History, ch channel, limit int32, since *protocol.StreamPosition, reverse bool) (*protocol.HistoryResult, *protocol.Error) {
+	q := gateway.Query{Limit: int(limit), Reverse: reverse}
+	if since != nil {
+		if reverse && since.Offset == 0 {
+			return nil, errBadRequest
+		}
+		q.Since = &gateway.StreamPosition{Offset: since.Offset, Epoch: since.Epoch}
+	}
+	pubs, top, err := h.Read(ch.hub, q)
+	if errors.Is(err, gateway.ErrUnrecoverablePosition) {
+		return nil, errUnrecoverable
+	}
+	res := &protocol.HistoryResult{Epoch: top.Epoch, Offset: top.Offset, Publications: []*protocol.Publication{}}
+	for _, m := range pubs {
+		res.Publications = append(res.Publications, publication(m))
+	}
+	return res, nil
+}
+
+func (c *conn) publish(id uint32, req *protocol.PublishRequest) {
+	ch, perr := c.a.res.resolve(req.Channel)
+	switch {
+	case perr != nil:
+		c.reply(errorReply(id, perr))
+		return
+	case ch.canonical || !ch.opts.AllowPublish || c.subscribed(ch.name) == nil:
+		// Canonical channels carry domain events only; namespaces let
+		// their subscribers publish when allow_publish is set.
+		c.reply(errorReply(id, errPermissionDenied))
+		return
+	case !validJSON(req.Data):
+		c.reply(errorReply(id, errBadRequest))
+		return
+	}
+	c.mu.Lock()
+	ident := c.ident
+	c.mu.Unlock()
+	from := &gateway.ClientInfo{ConnID: c.id, UserID: ident.user, Info: ident.info}
+	if err := c.a.publishOutbox(context.Background(), []channel{ch}, json.RawMessage(req.Data), from); err != nil {
+		c.a.log.Error("client publish", "client", c.id, "channel", ch.name, "err", err)
+		c.reply(errorReply(id, errInternal))
+		return
+	}
+	c.reply(&protocol.Reply{Id: id, Publish: &protocol.PublishResult{}})
+}
+
+func (c *conn) subRefresh(id uint32, req *protocol.SubRefreshRequest) bool {
+	s := c.subscribed(req.Channel)
+	if s == nil {
+		c.reply(errorReply(id, errPermissionDenied))
+		return true
+	}
+	g, err := verifySubToken(c.a.cfg.Signer, req.Token, c.userID(), req.Channel)
+	switch {
+	case errors.Is(err, domain.ErrTokenExpired):
+		c.closeWith(DisconnectSubExpired)
+		return false
+	case err != nil:
+		c.closeWith(DisconnectInvalidToken)
+		return false
+	}
+	res := &protocol.SubRefreshResult{}
+	if !g.expires.IsZero() {
+		res.Expires, res.Ttl = true, (&identity{expires: g.expires}).ttl(time.Now())
+	}
+	s.expireAt(g.expires, c.a.cfg.ExpiredCloseDelay)
+	c.reply(&protocol.Reply{Id: id, SubRefresh: res})
+	return true
+}
+
+// revoke drops the subscriptions to hub channel and tells the client with
+// an unsubscribe push (code 2000: it stays unsubscribed).
+func (c *conn) revoke(hub string) {
+	c.mu.Lock()
+	var drop []*subscription
+	for _, s := range c.subs {
+		if s.ch.hub == hub {
+			drop = append(drop, s)
+		}
+	}
+	c.mu.Unlock()
+	for _, s := range drop {
+		c.dropSub(s)
+		c.pushUnsubscribe(s.ch.name, unsubscribeServer, "permission revoked")
+	}
+}
+
+func (c *conn) pushUnsubscribe(channel string, code uint32, reason string) {
+	c.reply(&protocol.Reply{Push: &protocol.Push{Channel: channel, Unsubscribe: &protocol.Unsubscribe{Code: code, Reason: reason}}})
+}
+
+// closeWith writes a close frame with d, then drops the socket. Centrifugo
+// sends no close frame for 3000; every code we use has one.
+func (c *conn) closeWith(d Disconnect) <-chan struct{} {
+	done := c.w.CloseWith(gateway.CloseFrame(d.Code, d.Reason))
+	go func() {
+		<-done
+		// Give the client a moment to read the close, then drop the socket.
+		time.Sleep(100 * time.Millisecond)
+		_ = c.ws.NetConn().Close()
+	}()
+	return done
+}
+
+// readUntilClosed drains the socket so the close handshake completes.
+func (c *conn) readUntilClosed() {
+	_ = c.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := c.ws.ReadMessage(); err != nil {
+			_ = c.ws.NetConn().Close()
+			return
+		}
+	}
+}
+
+func (c *conn) cleanup() {
+	c.mu.Lock()
+	c.closed = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if c.expTimer != nil {
+		c.expTimer.Stop()
+	}
+	subs := make([]*subscription, 0, len(c.subs))
+	for _, s := range c.subs {
+		subs = append(subs, s)
+	}
+	user, taken := "", c.userTaken
+	if c.ident != nil {
+		user = c.ident.user
+	}
+	c.mu.Unlock()
+	for _, s := range subs {
+		c.dropSub(s)
+	}
+	if taken {
+		c.a.node.Users.Release(user, c.id)
+	}
+	// Let a queued close frame (closeWith) reach the client before the
+	// socket goes: without it the client sees 1006 instead of our code.
+	select {
+	case <-c.w.CloseWith(nil):
+	case <-time.After(c.a.cfg.WriteTimeout):
+	}
+	_ = c.ws.NetConn().Close()
+}

@@ -1,0 +1,189 @@
+package centrifuge
+
+import (
+	"encoding/json"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/centrifugal/protocol"
+
+	"switchboard/gateway"
+)
+
+// maxSubscribeBuffer bounds what a subscription buffers while its
+// subscribe reply is being built (a few milliseconds); a channel busier
+// than that closes the connection with 3010 so the client resubscribes.
+const maxSubscribeBuffer = 1024
+
+// subscription is the hub Subscriber for one channel of one connection.
+type subscription struct {
+	c  *conn
+	ch channel
+
+	mu        sync.Mutex
+	buffering bool // subscribe reply not sent yet: hold live messages
+	buf       []*gateway.Message
+	overflow  bool
+	present   bool // joined presence
+	expires   time.Time
+	expTimer  *time.Timer
+}
+
+func (s *subscription) ConnID() string { return s.c.id }
+
+// Deliver enqueues the publication push, encoded once per message for all
+// centrifuge subscribers of the channel.
+func (s *subscription) Deliver(m *gateway.Message) {
+	s.mu.Lock()
+	if s.buffering {
+		if len(s.buf) < maxSubscribeBuffer {
+			s.buf = append(s.buf, m)
+		} else {
+			s.overflow = true
+		}
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	s.send(m)
+}
+
+func (s *subscription) send(m *gateway.Message) {
+	f := m.Frame("centrifuge", func(m *gateway.Message) []byte {
+		b, err := encodeReply(&protocol.Reply{Push: &protocol.Push{Channel: clientChannel(m.Channel), Pub: publication(m)}})
+		if err != nil {
+			s.c.a.log.Error("encode publication", "channel", m.Channel, "err", err)
+			return nil
+		}
+		return gateway.TextFrame(b)
+	})
+	if f != nil {
+		s.c.w.Enqueue(f)
+	}
+}
+
+// flush ends buffering: messages at or below the position the subscribe
+// reply gave (last) were already covered by it and are dropped; the rest
+// go out in order, after the reply.
+func (s *subscription) flush(last uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.overflow {
+		s.buf = nil
+		go s.c.closeWith(DisconnectInsufficient)
+		return
+	}
+	for _, m := range s.buf {
+		if m.Offset == 0 || m.Offset > last {
+			s.send(m)
+		}
+	}
+	s.buf = nil
+	s.buffering = false
+}
+
+// expireAt arms the subscription-token expiry: without a sub_refresh by
+// expires+grace the client gets unsubscribe 2501 and resubscribes with a
+// new token. A zero time disarms it.
+func (s *subscription) expireAt(expires time.Time, grace time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expires = expires
+	if s.expTimer != nil {
+		s.expTimer.Stop()
+		s.expTimer = nil
+	}
+	if expires.IsZero() {
+		return
+	}
+	s.expTimer = time.AfterFunc(time.Until(expires)+grace, func() {
+		s.mu.Lock()
+		due := !s.expires.IsZero() && time.Now().After(s.expires.Add(grace))
+		s.mu.Unlock()
+		if due {
+			s.c.dropSub(s)
+			s.c.pushUnsubscribe(s.ch.name, 2501, "subscription expired")
+		}
+	})
+}
+
+// clientChannel is the name clients use for a hub channel.
+func clientChannel(hub string) string {
+	if rest, ok := strings.CutPrefix(hub, hubPrefix); ok {
+		return rest
+	}
+	return hub
+}
+
+// Envelope tags that carry a publication's Centrifugo shape through the
+// outbox (gateway.Message.Tags).
+const (
+	tagRaw        = "centrifugo.raw"    // "1": Data is the publication data as is
+	tagFromUser   = "centrifugo.user"   // client publications: publisher's user
+	tagFromClient = "centrifugo.client" // ... its client id
+	tagFromInfo   = "centrifugo.info"   // ... its connection info (JSON)
+)
+
+// publication is the Centrifugo publication of a hub message. Server-API and
+// client publications carry their data as published; domain events become
+// {"type": event name, "data": event object}, the seed's event shape, so a
+// client can tell AttendeeCreated from AttendeeUpdated.
+func publication(m *gateway.Message) *protocol.Publication {
+	p := &protocol.Publication{Offset: m.Offset}
+	if m.Tags[tagRaw] == "1" {
+		p.Data = protocol.Raw(m.Data)
+	} else {
+		b, err := json.Marshal(struct {
+			Type string          `json:"type"`
+			Data json.RawMessage `json:"data"`
+		}{m.Event, m.Data})
+		if err != nil {
+			b = []byte("null")
+		}
+		p.Data = b
+	}
+	if u, ok := m.Tags[tagFromClient]; ok {
+		p.Info = &protocol.ClientInfo{User: m.Tags[tagFromUser], Client: u}
+		if i := m.Tags[tagFromInfo]; i != "" {
+			p.Info.ConnInfo = protocol.Raw(i)
+		}
+	} else if m.From != nil {
+		p.Info = &protocol.ClientInfo{User: m.From.UserID, Client: m.From.ConnID, ConnInfo: protocol.Raw(m.From.Info)}
+	}
+	return p
+}
+
+// pushJoinLeave sends a join or leave push to every centrifuge subscriber of
+// ch, encoded once. Join/leave are not publications: they skip the history
+// and are never seen by other protocols.
+func (a *Adapter) pushJoinLeave(ch channel, info *protocol.ClientInfo, join bool) {
+	p := &protocol.Push{Channel: ch.name}
+	if join {
+		p.Join = &protocol.Join{Info: info}
+	} else {
+		p.Leave = &protocol.Leave{Info: info}
+	}
+	b, err := encodeReply(&protocol.Reply{Push: p})
+	if err != nil {
+		a.log.Error("encode join/leave", "channel", ch.name, "err", err)
+		return
+	}
+	f := gateway.TextFrame(b)
+	for _, sub := range a.node.Hub.Subscribers(ch.hub) {
+		if s, ok := sub.(*subscription); ok {
+			s.mu.Lock()
+			buffering := s.buffering
+			s.mu.Unlock()
+			// A subscriber still building its reply learns the presence
+			// from presence(); a join before its reply would confuse it.
+			if !buffering {
+				s.c.w.Enqueue(f)
+			}
+		}
+	}
+}
+
+func validJSON(b []byte) bool { return len(b) > 0 && json.Valid(b) }
+
+var _ gateway.Subscriber = (*subscription)(nil)

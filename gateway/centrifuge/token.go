@@ -1,0 +1,152 @@
+package centrifuge
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/labstack/echo/v4"
+
+	"switchboard/domain"
+)
+
+// identity is what a verified connection token says about a connection.
+type identity struct {
+	user     string
+	expires  time.Time // zero: the connection never expires
+	info     json.RawMessage
+	channels []string       // the `channels` claim: channels granted on top of the config
+	claims   *domain.Claims // for gateway.Authorizer on canonical channels
+}
+
+// ttl is the whole seconds until expiry, at least 1 (0 for no expiry).
+func (id *identity) ttl(now time.Time) uint32 {
+	if id.expires.IsZero() {
+		return 0
+	}
+	s := id.expires.Sub(now).Seconds()
+	if s < 1 {
+		return 1
+	}
+	return uint32(s)
+}
+
+// errSubscriptionToken refuses a subscription token used to connect.
+var errSubscriptionToken = errors.New("centrifuge: a subscription token (with a channel claim) cannot connect")
+
+// verifyConnToken checks a connection JWT: Centrifugo's claims (sub, exp,
+// info, channels) plus Switchboard's (name, projects, admin), HS256 with the
+// shared secret. An expired token gives domain.ErrTokenExpired (→ error 109,
+// the SDK fetches a new one); anything else that fails is invalid (→ 3500).
+func verifyConnToken(s *domain.Signer, token string) (*identity, error) {
+	m, err := s.VerifyMap(token)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := m["channel"]; ok {
+		return nil, errSubscriptionToken
+	}
+	sub, _ := m["sub"].(string)
+	if sub == "" {
+		return nil, fmt.Errorf("%w: no sub", domain.ErrInvalidToken)
+	}
+	id := &identity{user: sub, claims: &domain.Claims{}}
+	id.claims.Subject = sub
+	if exp, err := m.GetExpirationTime(); err == nil && exp != nil {
+		id.expires = exp.Time
+	}
+	name, _ := m["name"].(string)
+	id.claims.Name = name
+	id.claims.Projects = stringList(m["projects"])
+	id.claims.Admin, _ = m["admin"].(bool)
+	id.channels = stringList(m["channels"])
+	switch info := m["info"]; {
+	case info != nil:
+		if id.info, err = json.Marshal(info); err != nil {
+			return nil, fmt.Errorf("%w: info: %v", domain.ErrInvalidToken, err)
+		}
+	case name != "":
+		id.info, _ = json.Marshal(map[string]string{"name": name})
+	}
+	return id, nil
+}
+
+// subGrant is what a verified subscription token grants.
+type subGrant struct {
+	expires time.Time
+	info    json.RawMessage
+}
+
+// errTokenMismatch is a subscription token for another user or channel:
+// Centrifugo treats it as forged and disconnects with 3500.
+var errTokenMismatch = errors.New("centrifuge: subscription token does not match")
+
+// verifySubToken checks a subscription JWT (claims sub, channel, exp,
+// info) for user on channel.
+func verifySubToken(s *domain.Signer, token, user, channel string) (*subGrant, error) {
+	m, err := s.VerifyMap(token)
+	if err != nil {
+		return nil, err
+	}
+	sub, _ := m["sub"].(string)
+	ch, _ := m["channel"].(string)
+	if sub != user || ch != channel {
+		return nil, errTokenMismatch
+	}
+	g := &subGrant{}
+	if exp, err := m.GetExpirationTime(); err == nil && exp != nil {
+		g.expires = exp.Time
+	}
+	if info := m["info"]; info != nil {
+		g.info, _ = json.Marshal(info)
+	}
+	return g, nil
+}
+
+func stringList(v any) []string {
+	l, _ := v.([]any)
+	out := make([]string, 0, len(l))
+	for _, x := range l {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// tokenResponse is the seed's token endpoint answer.
+type tokenResponse struct {
+	Token     string `json:"token"`
+	ExpiresAt string `json:"expires_at"`
+}
+
+// issueToken answers POST /api/v1/realtime/token: it exchanges the caller's
+// bearer JWT for a connection token with Centrifugo's claims (sub, exp,
+// info{name}) plus the bearer's projects/admin, so canonical channels are
+// authorized over Centrifugo exactly as over Pusher.
+func (a *Adapter) issueToken(c echo.Context) error {
+	cl := domain.ClaimsFrom(c.Request().Context())
+	if cl == nil {
+		return domain.ErrUnauthorized
+	}
+	now := time.Now()
+	exp := now.Add(a.cfg.TokenTTL)
+	m := jwt.MapClaims{"sub": cl.Subject, "iat": now.Unix(), "exp": exp.Unix()}
+	if cl.Name != "" {
+		m["info"] = map[string]string{"name": cl.Name}
+	}
+	if len(cl.Projects) > 0 {
+		m["projects"] = cl.Projects
+	}
+	if cl.Admin {
+		m["admin"] = true
+	}
+	tok, err := a.cfg.Signer.SignMap(m)
+	if err != nil {
+		return fmt.Errorf("centrifuge: sign connection token: %w", err)
+	}
+	return c.JSON(http.StatusOK, tokenResponse{Token: tok, ExpiresAt: exp.UTC().Format(time.RFC3339)})
+}
