@@ -189,8 +189,10 @@ func (c *client) send(cmd, identifier string, data any) {
 
 func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
 
-func confirm(id string) string { return `{"identifier":` + quote(id) + `,"type":"confirm_subscription"}` }
-func reject(id string) string  { return `{"identifier":` + quote(id) + `,"type":"reject_subscription"}` }
+func confirm(id string) string {
+	return `{"identifier":` + quote(id) + `,"type":"confirm_subscription"}`
+}
+func reject(id string) string { return `{"identifier":` + quote(id) + `,"type":"reject_subscription"}` }
 
 func TestHandshake(t *testing.T) {
 	s := newServer(t, nil)
