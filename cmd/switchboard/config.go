@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -28,6 +29,11 @@ type config struct {
 	Retention    time.Duration // SWITCHBOARD_OUTBOX_RETENTION, default 24h
 	PollInterval time.Duration // SWITCHBOARD_RELAY_POLL, default 500ms (safety net behind wake-ups)
 	ShutdownWait time.Duration // SWITCHBOARD_SHUTDOWN_TIMEOUT, default 15s
+
+	// ActionCable front door (gateway/actioncable, docs/actioncable.md).
+	CableChannels         string   // SWITCHBOARD_CABLE_CHANNELS: JSON file of extra channel classes; default builtins only
+	CableAllowedOrigins   []string // SWITCHBOARD_CABLE_ALLOWED_ORIGINS: comma-separated browser origins; default any (cookie identities: same host only)
+	CableMaxSubscriptions int      // SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS: per connection, default 100
 }
 
 func env(name, def string) string {
@@ -71,6 +77,20 @@ func loadConfig(args []string) (config, error) {
 	}
 	if c.ShutdownWait, err = envDuration("SWITCHBOARD_SHUTDOWN_TIMEOUT", 15*time.Second); err != nil {
 		errs = append(errs, err)
+	}
+	// ActionCable front door.
+	c.CableChannels = env("SWITCHBOARD_CABLE_CHANNELS", "")
+	for _, o := range strings.Split(env("SWITCHBOARD_CABLE_ALLOWED_ORIGINS", ""), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.CableAllowedOrigins = append(c.CableAllowedOrigins, o)
+		}
+	}
+	if v := env("SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS", ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS: want a positive integer, got %q", v))
+		}
+		c.CableMaxSubscriptions = n
 	}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (SWITCHBOARD_ADDR)")

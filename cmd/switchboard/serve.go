@@ -15,6 +15,7 @@ import (
 	"switchboard/attendees"
 	"switchboard/domain"
 	"switchboard/gateway"
+	"switchboard/gateway/actioncable"
 	"switchboard/gateway/pusher"
 )
 
@@ -82,6 +83,20 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	pa.Routes(e)
 
+	// ActionCable front door: @rails/actioncable consumers at /cable.
+	cableChannels, err := actioncable.LoadRegistry(cfg.CableChannels)
+	if err != nil {
+		return err
+	}
+	ac, err := actioncable.New(node, actioncable.Config{
+		Signer: signer, Registry: cableChannels,
+		AllowedOrigins: cfg.CableAllowedOrigins, MaxSubscriptions: cfg.CableMaxSubscriptions,
+	})
+	if err != nil {
+		return err
+	}
+	ac.Routes(e)
+
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
@@ -121,6 +136,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	wg.Wait()
 	// 3. Close WebSockets with "reconnect" codes.
 	pa.Shutdown(sctx)
+	ac.Shutdown(sctx)
 	log.Info("stopped")
 	return nil
 }

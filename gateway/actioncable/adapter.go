@@ -29,7 +29,10 @@ type Config struct {
 	// classes (BuiltinClasses).
 	Registry *Registry
 	// Rooms resolves {"chat_room_uuid": ...} identifiers to room ids. Nil
-	// means uuid identifiers are rejected (ids still work).
+	// means the node's room Membership when it also implements
+	// domain.RoomResolver (the chat module's store does), looked up at
+	// subscribe time so wiring order does not matter; without either, uuid
+	// identifiers are rejected (ids still work).
 	Rooms domain.RoomResolver
 	// Path is where the WebSocket is served. Zero means "/cable", the
 	// client's default mount path.
@@ -299,6 +302,18 @@ func (a *Adapter) ConnCount() int {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	return len(a.conns)
+}
+
+// rooms is the configured resolver, or the node's membership when it can
+// resolve uuids too.
+func (a *Adapter) rooms() domain.RoomResolver {
+	if a.cfg.Rooms != nil {
+		return a.cfg.Rooms
+	}
+	if r, ok := a.node.Auth.Membership.(domain.RoomResolver); ok {
+		return r
+	}
+	return nil
 }
 
 // revoke drops userID's subscriptions to channel at once (e.g. the member

@@ -183,7 +183,7 @@ func (c *conn) subscribe(ctx context.Context, identifier string) {
 // authorize resolves identifier through the registry and applies the
 // gateway's read rules to the stream, exactly as for Pusher and Centrifugo.
 func (a *Adapter) authorize(ctx context.Context, claims *domain.Claims, identifier string) (Binding, error) {
-	b, err := a.reg.Resolve(ctx, identifier, claims.Subject, a.cfg.Rooms)
+	b, err := a.reg.Resolve(ctx, identifier, claims.Subject, a.rooms())
 	if err != nil {
 		return Binding{}, err
 	}

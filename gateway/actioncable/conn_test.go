@@ -612,3 +612,17 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 func jwtSub(sub string) jwt.RegisteredClaims { return jwt.RegisteredClaims{Subject: sub} }
+
+// Without Config.Rooms, the node's Membership resolves uuids when it can
+// (the chat store implements both interfaces).
+func TestRoomsFromMembership(t *testing.T) {
+	s := newServer(t, func(c *actioncable.Config) { c.Rooms = nil })
+	c := s.connect("42")
+	id := `{"channel":"Chats::RoomChannel","chat_room_uuid":"uuid-7"}`
+	c.send("subscribe", id, nil)
+	c.expect(confirm(id))
+	// uuid-8 resolves, but 42 is not in room 8.
+	id2 := `{"channel":"Chats::RoomChannel","chat_room_uuid":"uuid-8"}`
+	c.send("subscribe", id2, nil)
+	c.expect(reject(id2))
+}
