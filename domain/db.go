@@ -123,6 +123,9 @@ type Tx struct {
 	Dialect Dialect
 	ctx     context.Context
 	pending []Envelope
+	// revoke waits for the next emitted envelope: access must end before
+	// that event fans out, so revocations ride on an event, never alone.
+	revoke []Revocation
 }
 
 // Emit queues events for scope; they are written to the outbox inside this
@@ -133,6 +136,7 @@ func (tx *Tx) Emit(scope Scope, events ...Event) error {
 		if err != nil {
 			return err
 		}
+		env.Revoke, tx.revoke = append(env.Revoke, tx.revoke...), nil
 		tx.pending = append(tx.pending, env)
 	}
 	return nil
@@ -140,7 +144,19 @@ func (tx *Tx) Emit(scope Scope, events ...Event) error {
 
 // EmitEnvelope queues an already built envelope.
 func (tx *Tx) EmitEnvelope(envs ...Envelope) {
+	if len(envs) > 0 && len(tx.revoke) > 0 {
+		envs[0].Revoke, tx.revoke = append(envs[0].Revoke, tx.revoke...), nil
+	}
 	tx.pending = append(tx.pending, envs...)
+}
+
+// Revoke records that member may no longer read the canonical channel. The
+// revocation travels on the next envelope this transaction emits, and the
+// gateway drops member's live subscriptions before fanning that envelope
+// out. A transaction that revokes must emit an event afterwards, or InTx
+// fails: a silent revocation would leave subscriptions open.
+func (tx *Tx) Revoke(member, channel string) {
+	tx.revoke = append(tx.revoke, Revocation{Member: member, Channel: channel})
 }
 
 // InTx runs fn in one transaction. Rows fn writes and events it emits commit
@@ -162,6 +178,9 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 	}()
 	if err = fn(tx); err != nil {
 		return err
+	}
+	if len(tx.revoke) > 0 {
+		return errors.New("domain: revocation without a following event")
 	}
 	if len(tx.pending) > 0 {
 		if err = writeOutbox(stx, db.Dialect, tx.pending); err != nil {

@@ -13,10 +13,12 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"switchboard/attendees"
+	"switchboard/chat"
 	"switchboard/domain"
 	"switchboard/gateway"
 	"switchboard/gateway/actioncable"
 	"switchboard/gateway/pusher"
+	"switchboard/notifications"
 )
 
 // migrations lists every module's schema, core first.
@@ -24,6 +26,8 @@ func migrations() [][]domain.Migration {
 	return [][]domain.Migration{
 		domain.CoreMigrations(),
 		attendees.Migrations(),
+		chat.Migrations(),
+		notifications.Migrations(),
 	}
 }
 
@@ -54,7 +58,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	broker := gateway.NewLocalBroker()
-	node := gateway.NewNode(&gateway.Authorizer{}, log)
+	// Community: chat answers the gateway's room-membership questions.
+	chatStore := chat.NewStore(db)
+	node := gateway.NewNode(&gateway.Authorizer{Membership: chatStore}, log)
 	broker.Subscribe(node.Dispatch)
 	relay, err := domain.NewRelay(db, broker.Publish, domain.RelayConfig{
 		PollInterval: cfg.PollInterval, Retention: cfg.Retention, Logger: log,
@@ -73,6 +79,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	api := e.Group("/api/v1", domain.Authn(signer, true))
 	domain.ProjectRoutes(api, db)
 	attendees.Routes(api, attendees.NewStore(db), db)
+	chat.Routes(api, chatStore, db)
+	notifications.Routes(api, notifications.NewStore(db), db)
 
 	pa, err := pusher.New(node, pusher.Config{
 		Apps:   []pusher.App{{ID: cfg.AppID, Key: cfg.AppKey, Secret: cfg.AppSecret}},
