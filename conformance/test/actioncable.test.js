@@ -9,10 +9,14 @@
 import assert from 'node:assert/strict';
 import { after } from 'node:test';
 
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
 import { Centrifuge } from 'centrifuge';
 import WebSocket from 'ws';
 
-import { startServer, expectStatus, test, connected, Collector, closeClients } from '../lib/server.js';
+import { startServer, expectStatus, test, connected, Collector, closeClients, sleep } from '../lib/server.js';
 import { consumer, closeConsumers, subscribe, restart, hasRoute } from '../lib/actioncable.js';
 
 after(() => {
@@ -99,9 +103,61 @@ test('Chats::RoomChannel: participants receive newMessage (by id and by uuid); o
       assert.equal(m.data.chat_room_uuid, room.uuid);
     }
     assert.equal(outsider.messages.length, 0);
+
+    // Bob is removed from the room: his subscription is dropped at once and
+    // rejected() tells his app; Jane keeps receiving.
+    const bobStates = byId.states.length;
+    expectStatus(await srv.api('DELETE', `/api/v1/chat/rooms/${room.id}/participants/43`, undefined, { token: jane }), 204, 'remove bob');
+    await byId.state('rejected', 5000, bobStates);
+    const bobSeen = byId.messages.length;
+    const janeSeen = byUUID.messages.length;
+    expectStatus(await srv.api('POST', `/api/v1/chat/rooms/${room.id}/messages`, { body: 'bob is gone' }, { token: jane }), 201, 'post message');
+    assert.equal((await byUUID.waitFor('messages', (m) => m.event === 'newMessage' && m.data.body === 'bob is gone', 5000, janeSeen)).data.body, 'bob is gone');
+    assert.equal(byId.messages.slice(bobSeen).filter((m) => m.event === 'newMessage').length, 0, 'bob got a message after removal');
   } finally {
     closeConsumers();
     await srv.stop();
+  }
+});
+
+test('perform("typing") reaches the other participants as client-typing where the channel class allows it', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'cable-channels-'));
+  const file = path.join(dir, 'channels.json');
+  // The app's own class: the room stream, with typing notices allowed.
+  await writeFile(file, JSON.stringify({ channels: [
+    { channel: 'Chats::TypingChannel', stream: 'chat-room-{chat_room_id}-channel', actions: ['typing'] },
+  ] }));
+  const srv = await startServer({ env: { SWITCHBOARD_CABLE_CHANNELS: file } });
+  try {
+    const jane = await srv.token({ sub: '42' });
+    const bob = await srv.token({ sub: '43' });
+    const room = expectStatus(await srv.api('POST', '/api/v1/chat/rooms', { name: 'Crew', participant_ids: ['43'] }, { token: jane }), 201, 'create room');
+    const janeTyping = subscribe(consumer(srv, jane), { channel: 'Chats::TypingChannel', chat_room_id: room.id });
+    const bobTyping = subscribe(consumer(srv, bob), { channel: 'Chats::TypingChannel', chat_room_id: room.id });
+    const bobRoom = subscribe(consumer(srv, bob), { channel: 'Chats::RoomChannel', chat_room_id: room.id });
+    await Promise.all([janeTyping.state('connected'), bobTyping.state('connected'), bobRoom.state('connected')]);
+
+    janeTyping.subscription.perform('typing', { typing: true });
+    const got = await bobTyping.event('client-typing');
+    assert.deepEqual(got.data, { typing: true });
+    assert.equal(got.user_id, '42');
+    // The builtin Chats::RoomChannel shares the stream, so it hears it too;
+    // the sender does not get her own notice.
+    await bobRoom.event('client-typing');
+    await sleep(300);
+    assert.equal(janeTyping.messages.length, 0);
+
+    // Actions the class does not list, and any action on a class without
+    // actions, go nowhere.
+    janeTyping.subscription.perform('speak', { text: 'hi' });
+    bobRoom.subscription.perform('typing', { typing: true });
+    await sleep(300);
+    assert.equal(bobTyping.messages.filter((m) => m.event !== 'client-typing').length, 0);
+    assert.equal(janeTyping.messages.length, 0);
+  } finally {
+    closeConsumers();
+    await srv.stop();
+    await rm(dir, { recursive: true, force: true });
   }
 });
 
