@@ -34,6 +34,15 @@ export { ActionCable };
 
 const consumers = new Set();
 
+// Servers started by restart() are not in server.js's bookkeeping: kill
+// them if the test process exits without stopping them.
+const restarted = new Set();
+process.on('exit', () => {
+  for (const s of restarted) {
+    try { s.child.kill('SIGKILL'); } catch { /* already gone */ }
+  }
+});
+
 export function cableURL(srv, token) {
   const base = `ws://127.0.0.1:${srv.port}/cable`;
   return token === undefined ? base : `${base}?token=${encodeURIComponent(token)}`;
@@ -132,6 +141,8 @@ export async function restart(srv, signal = 'SIGKILL') {
   for (let attempt = 0; attempt < 20; attempt++) {
     const child = spawn(binaryPath(), ['serve'], { env: srv.env, stdio: ['ignore', 'pipe', 'pipe'] });
     const next = new Server({ child, port: srv.port, dataDir: srv.dataDir, env: srv.env });
+    restarted.add(next);
+    next.exited.then(() => restarted.delete(next));
     try {
       await next.waitReady();
       return next;

@@ -133,7 +133,6 @@ type Adapter struct {
 
 	beatOnce sync.Once
 	stopBeat chan struct{}
-	beatDone chan struct{}
 }
 
 // New returns an adapter for node.
@@ -153,7 +152,6 @@ func New(node *gateway.Node, cfg Config) (*Adapter, error) {
 		node: node, cfg: cfg, reg: reg, log: node.Log.With("proto", "actioncable"),
 		conns:    map[string]*conn{},
 		stopBeat: make(chan struct{}),
-		beatDone: make(chan struct{}),
 	}
 	a.upgrader = websocket.Upgrader{
 		ReadBufferSize:  512,
@@ -242,7 +240,6 @@ func offers(r *http.Request, proto string) bool {
 // ticks it also sends a WebSocket ping, whose pong keeps IdleTimeout from
 // dropping a quiet but healthy connection.
 func (a *Adapter) heartbeat() {
-	defer close(a.beatDone)
 	t := time.NewTicker(a.cfg.PingInterval)
 	defer t.Stop()
 	probeEvery := int(a.cfg.IdleTimeout / (3 * a.cfg.PingInterval))
