@@ -99,6 +99,14 @@ func (c *conn) run(ctx context.Context) {
 	defer c.cleanup()
 	c.touch()
 	c.w.Enqueue(welcomeFrame)
+	// A token expires while its connection lives: end the connection then,
+	// with reconnect true, so a consumer whose URL is a function
+	// (createConsumer(() => `/cable?token=${fresh()}`)) comes back with a
+	// fresh token; a stale URL token is refused as unauthorized on reconnect.
+	if exp := c.claims.ExpiresAt; exp != nil {
+		t := time.AfterFunc(time.Until(exp.Time), func() { c.closeWith(ReasonTokenExpired, true) })
+		defer t.Stop()
+	}
 	for {
 		_, data, err := c.ws.ReadMessage()
 		if err != nil {

@@ -626,3 +626,26 @@ func TestRoomsFromMembership(t *testing.T) {
 	c.send("subscribe", id2, nil)
 	c.expect(reject(id2))
 }
+
+// A token that expires during the connection ends it with reconnect true:
+// the consumer reconnects through its URL function with a fresh token.
+func TestTokenExpiryDuringConnection(t *testing.T) {
+	s := newServer(t, nil)
+	tok, err := s.signer.SignMap(jwt.MapClaims{"sub": "42", "exp": time.Now().Add(1500 * time.Millisecond).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := s.dial("?token="+tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.expect(`{"type":"welcome"}`)
+	_, raw, err := c.next(3 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw != `{"type":"disconnect","reason":"token_expired","reconnect":true}` {
+		t.Fatalf("got %s", raw)
+	}
+	waitFor(t, func() bool { return s.a.ConnCount() == 0 })
+}

@@ -21,6 +21,7 @@ const (
 	ReasonTooSlow        = "too_slow"
 	ReasonTooManyConns   = "too_many_connections"
 	ReasonIdle           = "idle_timeout"
+	ReasonTokenExpired   = "token_expired"
 )
 
 // Client commands.
