@@ -49,10 +49,12 @@ export function cableURL(srv, token) {
 }
 
 // consumer creates a consumer for srv (or any { port }) with token in the
-// URL, as the Rails guide shows for token identification. Call
-// closeConsumers() in a finally block.
+// URL, as the Rails guide shows for token identification. token may be a
+// function: the consumer URL is then a function too, called on every
+// (re)connect. Call closeConsumers() in a finally block.
 export function consumer(srv, token) {
-  const c = ActionCable.createConsumer(cableURL(srv, token));
+  const url = typeof token === 'function' ? () => cableURL(srv, token()) : cableURL(srv, token);
+  const c = ActionCable.createConsumer(url);
   consumers.add(c);
   return c;
 }

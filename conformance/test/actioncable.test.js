@@ -183,6 +183,25 @@ test('a bad token: disconnected({willAttemptReconnect: false}) and no reconnect'
   }
 });
 
+test('an expiring token: disconnected({willAttemptReconnect: true}), then back with the fresh token from the URL function', { timeout: 60_000 }, async () => {
+  const { srv, admin } = await setup();
+  try {
+    let current = await srv.token({ sub: '42', ttl: '2s' });
+    const rec = subscribe(consumer(srv, () => current), 'NotificationChannel');
+    await rec.state('connected');
+    const fresh = await srv.token({ sub: '42', ttl: '1h' });
+    const gone = await rec.state('disconnected', 5000);
+    assert.equal(gone.willAttemptReconnect, true);
+    current = fresh;
+    await rec.waitFor('states', (s) => s.type === 'connected' && s.reconnected === true, 40_000);
+    expectStatus(await srv.api('POST', '/api/v1/members/42/notifications', { type: 'system', title: 'still here', body: 'x' }, { token: admin }), 201, 'notify');
+    assert.equal((await rec.event('newNotification')).data.title, 'still here');
+  } finally {
+    closeConsumers();
+    await srv.stop();
+  }
+});
+
 test('server restart (graceful, then killed): the consumer reconnects and resubscribes by itself', { timeout: 120_000 }, async () => {
   let { srv, admin, jane } = await setup();
   try {
