@@ -182,10 +182,12 @@ func (c *conn) subscribe(ctx context.Context, identifier string) {
 		return
 	}
 	c.subs[identifier] = s
-	c.mu.Unlock()
-	// Confirm before joining the hub, so the confirmation precedes events.
+	// Confirm before joining the hub, so the confirmation precedes events;
+	// both under c.mu, so a concurrent revoke sees the subscription either
+	// not yet recorded or already in the hub, never half done.
 	c.w.Enqueue(confirmFrame(identifier))
 	c.a.node.Hub.Subscribe(s.stream, s)
+	c.mu.Unlock()
 }
 
 // authorize resolves identifier through the registry and applies the
