@@ -102,3 +102,39 @@ func TestServeRejectsBadCableChannels(t *testing.T) {
 		t.Fatalf("serve with a bad channel file: %v", err)
 	}
 }
+
+func TestCableConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		origins []string
+		maxSubs int
+		wantErr string
+	}{
+		{"defaults", nil, nil, 0, ""},
+		{"origins trimmed", map[string]string{"SWITCHBOARD_CABLE_ALLOWED_ORIGINS": " https://a.example, ,https://b.example "}, []string{"https://a.example", "https://b.example"}, 0, ""},
+		{"max subscriptions", map[string]string{"SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS": "20"}, nil, 20, ""},
+		{"bad max subscriptions", map[string]string{"SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS": "lots"}, nil, 0, "SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS"},
+		{"zero max subscriptions", map[string]string{"SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS": "0"}, nil, 0, "SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, k := range []string{"SWITCHBOARD_CABLE_ALLOWED_ORIGINS", "SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS", "SWITCHBOARD_CABLE_CHANNELS"} {
+				t.Setenv(k, tt.env[k])
+			}
+			c, err := loadConfig(nil)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to name %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(c.CableAllowedOrigins, ",") != strings.Join(tt.origins, ",") || c.CableMaxSubscriptions != tt.maxSubs {
+				t.Fatalf("origins %q max %d", c.CableAllowedOrigins, c.CableMaxSubscriptions)
+			}
+		})
+	}
+}
