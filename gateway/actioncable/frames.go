@@ -15,13 +15,11 @@ const Subprotocol = "actioncable-v1-json"
 
 // Disconnect reasons (Rails' INTERNAL.disconnect_reasons, plus the limits).
 const (
-	ReasonUnauthorized   = "unauthorized"
-	ReasonInvalidRequest = "invalid_request"
-	ReasonServerRestart  = "server_restart"
-	ReasonTooSlow        = "too_slow"
-	ReasonTooManyConns   = "too_many_connections"
-	ReasonIdle           = "idle_timeout"
-	ReasonTokenExpired   = "token_expired"
+	ReasonUnauthorized  = "unauthorized"
+	ReasonServerRestart = "server_restart"
+	ReasonTooSlow       = "too_slow"
+	ReasonTooManyConns  = "too_many_connections"
+	ReasonTokenExpired  = "token_expired"
 )
 
 // Client commands.
