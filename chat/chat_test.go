@@ -133,7 +133,7 @@ func code(err error) string {
 // setup creates a non-embedded room of 42 (creator) with 43 and 44.
 func setup(w *world, embedded bool) chat.RoomView {
 	w.t.Helper()
-	r, err := w.s.CreateRoom(as("42"), chat.RoomInput{Name: "Crew", Embedded: embedded, ParticipantIDs: []string{"43", "44"}})
+	r, err := w.s.CreateRoom(as("42"), chat.RoomInput{Name: "Crew", Embedded: embedded, ParticipantIDs: []chat.MemberID{"43", "44"}})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func setup(w *world, embedded bool) chat.RoomView {
 func TestCreateRoomSendsEachParticipantTheirOwnRoom(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, db *domain.DB) {
 		w := newWorld(t, db)
-		r, err := w.s.CreateRoom(as("42"), chat.RoomInput{Name: "Crew", Description: "d", ParticipantIDs: []string{"43", "44", "43"}})
+		r, err := w.s.CreateRoom(as("42"), chat.RoomInput{Name: "Crew", Description: "d", ParticipantIDs: []chat.MemberID{"43", "44", "43"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,12 +186,12 @@ func TestCreateRoomSendsEachParticipantTheirOwnRoom(t *testing.T) {
 		}
 
 		// Embedded rooms are created silently.
-		if _, err := w.s.CreateRoom(as("42"), chat.RoomInput{Name: "Lesson", Embedded: true, ParticipantIDs: []string{"43"}}); err != nil {
+		if _, err := w.s.CreateRoom(as("42"), chat.RoomInput{Name: "Lesson", Embedded: true, ParticipantIDs: []chat.MemberID{"43"}}); err != nil {
 			t.Fatal(err)
 		}
 		w.expect()
 
-		_, err = w.s.CreateRoom(as("42"), chat.RoomInput{Name: "x", ParticipantIDs: []string{"bad id!"}})
+		_, err = w.s.CreateRoom(as("42"), chat.RoomInput{Name: "x", ParticipantIDs: []chat.MemberID{"bad id!"}})
 		if code(err) != "validation_failed" {
 			t.Fatalf("bad participant id: %v", err)
 		}

@@ -67,12 +67,12 @@ func Routes(g *echo.Group, s *Store, db *domain.DB) {
 
 	r.POST("/rooms/:room/participants", withRoom(func(c echo.Context, room int64) error {
 		var in struct {
-			MemberID string `json:"member_id"`
+			MemberID MemberID `json:"member_id"`
 		}
 		if err := domain.Bind(c, &in); err != nil {
 			return err
 		}
-		p, err := s.AddParticipant(c.Request().Context(), room, in.MemberID)
+		p, err := s.AddParticipant(c.Request().Context(), room, string(in.MemberID))
 		if err != nil {
 			return err
 		}

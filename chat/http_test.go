@@ -99,6 +99,7 @@ func TestHTTPStatusesAndErrors(t *testing.T) {
 			{"edit by non-sender", "42", "PATCH", msgPath, map[string]any{"body": "x"}, 403, "forbidden"},
 			{"delete by non-sender", "42", "DELETE", msgPath, nil, 403, "forbidden"},
 			{"bad participant", "42", "POST", base + "/participants", map[string]any{"member_id": "a/b"}, 422, "validation_failed"},
+			{"fractional member id", "42", "POST", base + "/participants", `{"member_id":4.5}`, 400, "bad_request"},
 			{"unknown thread", "42", "POST", "/api/v1/chat/threads/999999/read", nil, 404, "not_found"},
 			{"remove a stranger", "42", "DELETE", base + "/participants/77", nil, 404, "not_found"},
 		} {
@@ -117,6 +118,8 @@ func TestHTTPStatusesAndErrors(t *testing.T) {
 			status                     int
 		}{
 			{"list rooms", "43", "GET", "/api/v1/chat/rooms", nil, 200},
+			{"numeric participant ids", "42", "POST", "/api/v1/chat/rooms", `{"name":"n","participant_ids":[43,"44"]}`, 201},
+			{"numeric member id", "42", "POST", base + "/participants", `{"member_id":45}`, 201},
 			{"list messages", "43", "GET", base + "/messages", nil, 200},
 			{"edit own", "43", "PATCH", msgPath, map[string]any{"body": "edited"}, 200},
 			{"read", "42", "POST", base + "/read", nil, 204},

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"switchboard/domain"
 )
@@ -58,7 +59,7 @@ func (s *Store) PostMessage(ctx context.Context, roomID int64, in MessageInput) 
 	if in.CreationUUID != nil && (*in.CreationUUID == "" || len(*in.CreationUUID) > 100) {
 		return JSONMessage{}, false, domain.Invalid("creation_uuid", "must be 1 to 100 characters")
 	}
-	err = s.db.InTx(ctx, func(tx *domain.Tx) error {
+	err = s.inRoom(ctx, roomID, func(tx *domain.Tx) error {
 		cl, r, me, err := participantOnly(ctx, tx, roomID)
 		if err != nil {
 			return err
@@ -168,7 +169,7 @@ func ensureThread(ctx context.Context, tx *domain.Tx, roomID int64, parent messa
 
 // addReply counts a reply on its thread and parent, makes the replier a
 // thread participant and raises the other thread participants' unread.
-func addReply(ctx context.Context, tx *domain.Tx, threadID, parentID int64, member, name string, at any) error {
+func addReply(ctx context.Context, tx *domain.Tx, threadID, parentID int64, member, name string, at time.Time) error {
 	stmts := []struct {
 		q    string
 		args []any
@@ -202,7 +203,7 @@ func (s *Store) EditMessage(ctx context.Context, roomID, id int64, in EditInput)
 		return MessageJSON{}, err
 	}
 	var out MessageJSON
-	err = s.db.InTx(ctx, func(tx *domain.Tx) error {
+	err = s.inRoom(ctx, roomID, func(tx *domain.Tx) error {
 		cl, r, _, _, err := access(ctx, tx, roomID)
 		if err != nil {
 			return err
@@ -246,7 +247,7 @@ func (s *Store) EditMessage(ctx context.Context, roomID, id int64, in EditInput)
 // thread participants get the threads-channel shape. A pinned message is
 // unpinned, and the room channel hears of it as chatRoomUpdated.
 func (s *Store) DeleteMessage(ctx context.Context, roomID, id int64) error {
-	return s.db.InTx(ctx, func(tx *domain.Tx) error {
+	return s.inRoom(ctx, roomID, func(tx *domain.Tx) error {
 		cl, r, _, _, err := access(ctx, tx, roomID)
 		if err != nil {
 			return err

@@ -16,13 +16,13 @@ import (
 // RoomInput creates a room. The creator (the bearer) always becomes a
 // participant; ParticipantIDs are the other members.
 type RoomInput struct {
-	Name           string   `json:"name"`
-	Kind           string   `json:"kind"`
-	Description    string   `json:"description"`
-	ShowHistory    *bool    `json:"show_history"`
-	Embedded       bool     `json:"embedded"`
-	Identifier     string   `json:"identifier"`
-	ParticipantIDs []string `json:"participant_ids"`
+	Name           string     `json:"name"`
+	Kind           string     `json:"kind"`
+	Description    string     `json:"description"`
+	ShowHistory    *bool      `json:"show_history"`
+	Embedded       bool       `json:"embedded"`
+	Identifier     string     `json:"identifier"`
+	ParticipantIDs []MemberID `json:"participant_ids"`
 }
 
 // maxParticipants bounds one room: chatRoomCreated is one event per
@@ -53,7 +53,7 @@ func (in *RoomInput) validate() error {
 		return domain.Invalid("participant_ids", "must list at most %d members", maxParticipants)
 	}
 	for _, m := range in.ParticipantIDs {
-		if !validMember(m) {
+		if !validMember(string(m)) {
 			return domain.Invalid("participant_ids", "%q is not a member id", m)
 		}
 	}
@@ -139,7 +139,10 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
 		if err != nil {
 			return fmt.Errorf("chat: create room: %w", err)
 		}
-		members := append([]string{cl.Subject}, in.ParticipantIDs...)
+		members := []string{cl.Subject}
+		for _, m := range in.ParticipantIDs {
+			members = append(members, string(m))
+		}
 		seen := map[string]bool{}
 		for _, m := range members {
 			if seen[m] {
@@ -292,7 +295,7 @@ type RoomPatch struct {
 // participant's chat-room-channel (same payload, one envelope).
 func (s *Store) UpdateRoom(ctx context.Context, roomID int64, p RoomPatch) (RoomView, error) {
 	var out RoomView
-	err := s.db.InTx(ctx, func(tx *domain.Tx) error {
+	err := s.inRoom(ctx, roomID, func(tx *domain.Tx) error {
 		cl, r, me, _, err := access(ctx, tx, roomID)
 		if err != nil {
 			return err
@@ -400,7 +403,7 @@ func simplified(ctx context.Context, q domain.Querier, r room) (SimplifiedChatRo
 // gets chatRoomDeleted, and the same envelope revokes their room channel
 // subscriptions: a deleted room's channel receives nothing more.
 func (s *Store) DeleteRoom(ctx context.Context, roomID int64) error {
-	return s.db.InTx(ctx, func(tx *domain.Tx) error {
+	return s.inRoom(ctx, roomID, func(tx *domain.Tx) error {
 		cl, r, _, _, err := access(ctx, tx, roomID)
 		if err != nil {
 			return err
@@ -434,7 +437,7 @@ func (s *Store) AddParticipant(ctx context.Context, roomID int64, member string)
 		return ParticipantJSON{}, domain.Invalid("member_id", "is not a member id")
 	}
 	var out ParticipantJSON
-	err := s.db.InTx(ctx, func(tx *domain.Tx) error {
+	err := s.inRoom(ctx, roomID, func(tx *domain.Tx) error {
 		_, r, _, _, err := access(ctx, tx, roomID)
 		if err != nil {
 			return err
@@ -485,7 +488,7 @@ ON CONFLICT (room_id, member_id) DO UPDATE SET removed_at = NULL, unread_count =
 // and that envelope revokes their room channel subscription so the gateway
 // drops it before anything else reaches the room.
 func (s *Store) RemoveParticipant(ctx context.Context, roomID int64, member string) error {
-	return s.db.InTx(ctx, func(tx *domain.Tx) error {
+	return s.inRoom(ctx, roomID, func(tx *domain.Tx) error {
 		cl, r, _, _, err := access(ctx, tx, roomID)
 		if err != nil {
 			return err
@@ -512,7 +515,7 @@ func (s *Store) RemoveParticipant(ctx context.Context, roomID int64, member stri
 // MarkRead zeroes the bearer's unread count and tells the bearer's other
 // sessions (chatRoomRead on their chat-room-channel).
 func (s *Store) MarkRead(ctx context.Context, roomID int64) error {
-	return s.db.InTx(ctx, func(tx *domain.Tx) error {
+	return s.inRoom(ctx, roomID, func(tx *domain.Tx) error {
 		_, r, me, err := participantOnly(ctx, tx, roomID)
 		if err != nil {
 			return err
@@ -529,7 +532,7 @@ func (s *Store) MarkRead(ctx context.Context, roomID int64) error {
 // Pinning again keeps the first pinned_at and sends nothing.
 func (s *Store) Pin(ctx context.Context, roomID int64) (time.Time, error) {
 	var at time.Time
-	err := s.db.InTx(ctx, func(tx *domain.Tx) error {
+	err := s.inRoom(ctx, roomID, func(tx *domain.Tx) error {
 		_, r, me, err := participantOnly(ctx, tx, roomID)
 		if err != nil {
 			return err
@@ -554,7 +557,7 @@ func (s *Store) Pin(ctx context.Context, roomID int64) (time.Time, error) {
 // Unpin unpins the room for the bearer (chatRoomUnPinned to them, only if
 // it was pinned).
 func (s *Store) Unpin(ctx context.Context, roomID int64) error {
-	return s.db.InTx(ctx, func(tx *domain.Tx) error {
+	return s.inRoom(ctx, roomID, func(tx *domain.Tx) error {
 		_, r, me, err := participantOnly(ctx, tx, roomID)
 		if err != nil {
 			return err

@@ -302,3 +302,39 @@ func validMember(id string) bool {
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+
+// inRoom runs fn in a transaction that first locks the room's row. Writes to
+// one room are serialized on PostgreSQL too (SQLite has one writer anyway),
+// so a repeated creation_uuid or a thread's first two replies never race,
+// and an event's participant list is never read while a removal commits.
+func (s *Store) inRoom(ctx context.Context, roomID int64, fn func(tx *domain.Tx) error) error {
+	return s.db.InTx(ctx, func(tx *domain.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE chat_rooms SET updated_at = updated_at WHERE id = $1`, roomID); err != nil {
+			return fmt.Errorf("chat: lock room: %w", err)
+		}
+		return fn(tx)
+	})
+}
+
+// MemberID is a member id in a request body. The contract sends strings
+// ("43"), but member ids are often numeric in the apps that call us, so a
+// JSON integer is accepted too rather than failing the whole request.
+type MemberID string
+
+// UnmarshalJSON accepts "43" or 43.
+func (m *MemberID) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*m = MemberID(s)
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("member id must be a string or an integer")
+	}
+	if _, err := n.Int64(); err != nil {
+		return fmt.Errorf("member id must be a string or an integer")
+	}
+	*m = MemberID(n.String())
+	return nil
+}

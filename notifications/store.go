@@ -46,7 +46,8 @@ func Migrations() []domain.Migration {
   created_at TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX notifications_member ON notifications (member_id, id);
-CREATE INDEX notifications_unread ON notifications (member_id) WHERE read_at IS NULL;`,
+CREATE INDEX notifications_unread ON notifications (member_id) WHERE read_at IS NULL;
+CREATE TABLE notification_members (member_id TEXT PRIMARY KEY);`,
 		SQLite: `CREATE TABLE notifications (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   member_id TEXT NOT NULL,
@@ -60,7 +61,8 @@ CREATE INDEX notifications_unread ON notifications (member_id) WHERE read_at IS 
   created_at TIMESTAMP NOT NULL
 );
 CREATE INDEX notifications_member ON notifications (member_id, id);
-CREATE INDEX notifications_unread ON notifications (member_id) WHERE read_at IS NULL;`,
+CREATE INDEX notifications_unread ON notifications (member_id) WHERE read_at IS NULL;
+CREATE TABLE notification_members (member_id TEXT PRIMARY KEY);`,
 	}}
 }
 
@@ -131,6 +133,18 @@ func scan(row interface{ Scan(...any) error }) (Notification, error) {
 	return n, nil
 }
 
+// lockMember serializes one member's notification writes: the upsert locks
+// the member's row, so under PostgreSQL's READ COMMITTED the count read
+// afterwards includes every concurrent write committed before, and two
+// creates can never both announce the same count.
+func lockMember(ctx context.Context, tx *domain.Tx, member string) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO notification_members (member_id) VALUES ($1)
+ON CONFLICT (member_id) DO UPDATE SET member_id = excluded.member_id`, member); err != nil {
+		return fmt.Errorf("notifications: lock member: %w", err)
+	}
+	return nil
+}
+
 func unread(ctx context.Context, q domain.Querier, member string) (int, error) {
 	var n int
 	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM notifications WHERE member_id = $1 AND read_at IS NULL`, member).Scan(&n); err != nil {
@@ -164,6 +178,9 @@ func (s *Store) Create(ctx context.Context, member string, in Input) (Notificati
 	}
 	var out Notification
 	err := s.db.InTx(ctx, func(tx *domain.Tx) error {
+		if err := lockMember(ctx, tx, member); err != nil {
+			return err
+		}
 		var actorID, actorName *string
 		if in.Actor != nil {
 			actorID, actorName = &in.Actor.ID, &in.Actor.Name
@@ -233,6 +250,9 @@ func (s *Store) Read(ctx context.Context, id int64) (Notification, error) {
 	}
 	var out Notification
 	err := s.db.InTx(ctx, func(tx *domain.Tx) error {
+		if err := lockMember(ctx, tx, cl.Subject); err != nil {
+			return err
+		}
 		n, err := scan(tx.QueryRowContext(ctx, `SELECT `+cols+` FROM notifications WHERE id = $1 AND member_id = $2`, id, cl.Subject))
 		if domain.IsNoRows(err) {
 			return domain.NotFound("notification %d not found", id)
@@ -268,6 +288,9 @@ func (s *Store) ReadAll(ctx context.Context) error {
 		return domain.ErrUnauthorized
 	}
 	return s.db.InTx(ctx, func(tx *domain.Tx) error {
+		if err := lockMember(ctx, tx, cl.Subject); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `UPDATE notifications SET read_at = $1 WHERE member_id = $2 AND read_at IS NULL`,
 			time.Now().UTC().Truncate(time.Millisecond), cl.Subject); err != nil {
 			return fmt.Errorf("notifications: read all: %w", err)
