@@ -49,6 +49,10 @@ type config struct {
 	APIKey           string        // SWITCHBOARD_API_KEY: server API key (/api/publish ...); empty disables the server API
 	CentrifugoConfig string        // SWITCHBOARD_CENTRIFUGO_CONFIG: namespaces file (.json, .yaml); empty = the seed's namespaces
 	RealtimeTokenTTL time.Duration // SWITCHBOARD_REALTIME_TOKEN_TTL: lifetime of /api/v1/realtime/token tokens, default 1h
+	// ActionCable front door (gateway/actioncable, docs/actioncable.md).
+	CableChannels         string   // SWITCHBOARD_CABLE_CHANNELS: JSON file of extra channel classes; default builtins only
+	CableAllowedOrigins   []string // SWITCHBOARD_CABLE_ALLOWED_ORIGINS: comma-separated browser origins; default any (cookie identities: same host only)
+	CableMaxSubscriptions int      // SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS: per connection, default 100
 }
 
 func env(name, def string) string {
@@ -132,6 +136,20 @@ func loadConfig(args []string) (config, error) {
 		errs = append(errs, err)
 	} else if c.RealtimeTokenTTL <= 0 {
 		errs = append(errs, errors.New("SWITCHBOARD_REALTIME_TOKEN_TTL must be positive"))
+	}
+	// ActionCable front door.
+	c.CableChannels = env("SWITCHBOARD_CABLE_CHANNELS", "")
+	for _, o := range strings.Split(env("SWITCHBOARD_CABLE_ALLOWED_ORIGINS", ""), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.CableAllowedOrigins = append(c.CableAllowedOrigins, o)
+		}
+	}
+	if v := env("SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS", ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS: want a positive integer, got %q", v))
+		}
+		c.CableMaxSubscriptions = n
 	}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (SWITCHBOARD_ADDR)")

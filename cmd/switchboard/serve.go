@@ -19,6 +19,7 @@ import (
 	"switchboard/forms"
 	"switchboard/games"
 	"switchboard/gateway"
+	"switchboard/gateway/actioncable"
 	"switchboard/gateway/centrifuge"
 	"switchboard/gateway/pusher"
 	"switchboard/notifications"
@@ -111,6 +112,19 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	ca.Routes(e)
+	// ActionCable front door: @rails/actioncable consumers at /cable.
+	cableChannels, err := actioncable.LoadRegistry(cfg.CableChannels)
+	if err != nil {
+		return err
+	}
+	ac, err := actioncable.New(node, actioncable.Config{
+		Signer: signer, Registry: cableChannels,
+		AllowedOrigins: cfg.CableAllowedOrigins, MaxSubscriptions: cfg.CableMaxSubscriptions,
+	})
+	if err != nil {
+		return err
+	}
+	ac.Routes(e)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -152,6 +166,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	// 3. Close WebSockets with "reconnect" codes.
 	pa.Shutdown(sctx)
 	ca.Shutdown(sctx)
+	ac.Shutdown(sctx)
 	log.Info("stopped")
 	return nil
 }

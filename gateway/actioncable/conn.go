@@ -1,0 +1,351 @@
+package actioncable
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"switchboard/domain"
+	"switchboard/gateway"
+)
+
+// conn is one ActionCable connection. Its states:
+//
+//	upgraded ──identify fails──▶ disconnect(unauthorized, reconnect:false) ─▶ closed
+//	    │ ok (and under the per-user limit)
+//	    ▼
+//	welcomed ──subscribe/unsubscribe/message──▶ welcomed
+//	    │ client closes │ idle │ send queue full │ server shutdown
+//	    ▼
+//	closed (subscriptions left, user slot released)
+//
+// The echo handler goroutine reads and handles commands one at a time, so a
+// subscribe the client repeats (every 500 ms until answered) is seen only
+// after the first is answered, and is then a no-op. All writes, control
+// frames included, go through the gateway.Writer, because frames are written
+// straight to the socket.
+type conn struct {
+	a      *Adapter
+	id     string
+	ws     *websocket.Conn
+	w      *gateway.Writer
+	claims *domain.Claims // set once before run; read-only afterwards
+
+	mu     sync.Mutex
+	subs   map[string]*subscription // by identifier, as the client wrote it
+	closed bool
+	// Token bucket for perform() client events.
+	tokens   float64
+	lastFill time.Time
+}
+
+// subscription is the hub Subscriber for one identifier of one connection.
+type subscription struct {
+	c          *conn
+	identifier string
+	stream     string // canonical channel
+	class      *Class
+	key        string // frame cache key: one encoding per identifier
+}
+
+func (s *subscription) ConnID() string { return s.c.id }
+
+func (s *subscription) Deliver(m *gateway.Message) {
+	s.c.w.Enqueue(m.Frame(s.key, func(m *gateway.Message) []byte { return broadcastFrame(s.identifier, m) }))
+}
+
+var _ gateway.Subscriber = (*subscription)(nil)
+
+func newConn(a *Adapter, ws *websocket.Conn) *conn {
+	c := &conn{a: a, id: newConnID(), ws: ws, subs: map[string]*subscription{}}
+	c.w = gateway.NewWriter(gateway.WriterConfig{
+		Write:    gateway.NetWrite(ws.NetConn(), a.cfg.WriteTimeout),
+		MaxQueue: a.cfg.MaxQueue,
+		OnOverflow: func() {
+			a.log.Warn("slow consumer disconnected", "conn", c.id)
+			c.closeWith(ReasonTooSlow, true)
+		},
+		OnError: func(error) { _ = ws.NetConn().Close() },
+	})
+	// Control frames are answered through the writer: gorilla's default
+	// handlers would write to the socket concurrently with it.
+	ws.SetPingHandler(func(data string) error {
+		c.touch()
+		c.w.Enqueue(gateway.PongFrame([]byte(data)))
+		return nil
+	})
+	ws.SetPongHandler(func(string) error { c.touch(); return nil })
+	ws.SetCloseHandler(func(code int, _ string) error {
+		if code == websocket.CloseNoStatusReceived {
+			code = websocket.CloseNormalClosure
+		}
+		c.w.CloseWith(gateway.CloseFrame(code, ""))
+		return nil
+	})
+	ws.SetReadLimit(64 << 10)
+	return c
+}
+
+// touch extends the read deadline: anything from the client proves it alive.
+func (c *conn) touch() { _ = c.ws.SetReadDeadline(time.Now().Add(c.a.cfg.IdleTimeout)) }
+
+// run welcomes the client and handles its commands until the connection
+// ends.
+func (c *conn) run(ctx context.Context) {
+	defer c.cleanup()
+	c.touch()
+	c.w.Enqueue(welcomeFrame)
+	// A token expires while its connection lives: end the connection then,
+	// with reconnect true, so a consumer whose URL is a function
+	// (createConsumer(() => `/cable?token=${fresh()}`)) comes back with a
+	// fresh token; a stale URL token is refused as unauthorized on reconnect.
+	if exp := c.claims.ExpiresAt; exp != nil {
+		t := time.AfterFunc(time.Until(exp.Time), func() { c.closeWith(ReasonTokenExpired, true) })
+		defer t.Stop()
+	}
+	for {
+		_, data, err := c.ws.ReadMessage()
+		if err != nil {
+			var ne interface{ Timeout() bool }
+			if errors.As(err, &ne) && ne.Timeout() {
+				c.a.log.Debug("idle connection dropped", "conn", c.id)
+			}
+			return
+		}
+		c.touch()
+		c.handle(ctx, data)
+	}
+}
+
+// handle runs one command. Malformed commands are logged and ignored, as
+// Rails does: there is no error frame in the protocol.
+func (c *conn) handle(ctx context.Context, raw []byte) {
+	var cmd command
+	if err := json.Unmarshal(raw, &cmd); err != nil {
+		c.a.log.Debug("unreadable command", "conn", c.id, "err", err)
+		return
+	}
+	switch cmd.Command {
+	case cmdSubscribe:
+		c.subscribe(ctx, cmd.Identifier)
+	case cmdUnsubscribe:
+		c.unsubscribe(cmd.Identifier)
+	case cmdMessage:
+		c.perform(cmd.Identifier, cmd.Data)
+	default:
+		c.a.log.Debug("unknown command", "conn", c.id, "command", truncate(cmd.Command, 32))
+	}
+}
+
+func (c *conn) subscribe(ctx context.Context, identifier string) {
+	c.mu.Lock()
+	_, dup := c.subs[identifier]
+	n := len(c.subs)
+	closed := c.closed
+	c.mu.Unlock()
+	if dup || closed {
+		// Confirmed once already: the client's guarantor repeats subscribes
+		// until the answer arrives, and Rails ignores repeats too.
+		return
+	}
+	if n >= c.a.cfg.MaxSubscriptions {
+		c.a.log.Info("subscription limit reached", "conn", c.id, "user", c.claims.Subject)
+		c.w.Enqueue(rejectFrame(identifier))
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.a.cfg.SubscribeTimeout)
+	defer cancel()
+	b, err := c.a.authorize(ctx, c.claims, identifier)
+	if err != nil {
+		if !rejectable(err) {
+			// A store outage is not the client's fault: stay silent and
+			// the client's guarantor asks again in 500 ms.
+			c.a.log.Warn("subscribe failed", "conn", c.id, "err", err)
+			return
+		}
+		c.a.log.Debug("subscription rejected", "conn", c.id, "user", c.claims.Subject, "err", err)
+		c.w.Enqueue(rejectFrame(identifier))
+		return
+	}
+	s := &subscription{c: c, identifier: identifier, stream: b.Stream, class: b.Class, key: "actioncable:" + identifier}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if _, dup := c.subs[identifier]; dup {
+		c.mu.Unlock()
+		return
+	}
+	c.subs[identifier] = s
+	// Confirm before joining the hub, so the confirmation precedes events;
+	// both under c.mu, so a concurrent revoke sees the subscription either
+	// not yet recorded or already in the hub, never half done.
+	c.w.Enqueue(confirmFrame(identifier))
+	c.a.node.Hub.Subscribe(s.stream, s)
+	c.mu.Unlock()
+}
+
+// authorize resolves identifier through the registry and applies the
+// gateway's read rules to the stream, exactly as for Pusher and Centrifugo.
+func (a *Adapter) authorize(ctx context.Context, claims *domain.Claims, identifier string) (Binding, error) {
+	b, err := a.reg.Resolve(ctx, identifier, claims.Subject, a.rooms())
+	if err != nil {
+		return Binding{}, err
+	}
+	if err := a.node.Auth.CanRead(ctx, claims, b.Stream); err != nil {
+		return Binding{}, err
+	}
+	return b, nil
+}
+
+// rejectable tells client mistakes (answered with reject_subscription) from
+// server failures (left unanswered so the client retries).
+func rejectable(err error) bool {
+	if errors.Is(err, ErrUnknownChannel) || errors.Is(err, ErrBadIdentifier) {
+		return true
+	}
+	if e, ok := domain.AsError(err); ok {
+		return e.Status < 500
+	}
+	return false
+}
+
+func (c *conn) unsubscribe(identifier string) {
+	c.mu.Lock()
+	s := c.subs[identifier]
+	delete(c.subs, identifier)
+	c.mu.Unlock()
+	if s != nil {
+		c.a.node.Hub.Unsubscribe(s.stream, s)
+	}
+}
+
+// perform forwards subscription.perform(action, data) as the client event
+// "client-<action>" on the subscription's stream, when the class allows the
+// action. Other connections receive it like any broadcast (Pusher clients as
+// "client-<action>" too); the sender does not.
+func (c *conn) perform(identifier, data string) {
+	c.mu.Lock()
+	s := c.subs[identifier]
+	c.mu.Unlock()
+	if s == nil {
+		c.a.log.Debug("message for an unknown subscription", "conn", c.id)
+		return
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(data), &obj); err != nil || obj == nil {
+		c.a.log.Debug("message data is not a JSON object", "conn", c.id)
+		return
+	}
+	var action string
+	if raw, ok := obj["action"]; ok {
+		_ = json.Unmarshal(raw, &action)
+	}
+	if action == "" || !s.class.Allows(action) {
+		c.a.log.Debug("action not allowed", "conn", c.id, "channel", s.class.Name, "action", truncate(action, 32))
+		return
+	}
+	if !c.allowEvent(time.Now()) {
+		c.a.log.Debug("client event rate exceeded", "conn", c.id)
+		return
+	}
+	delete(obj, "action")
+	payload, err := json.Marshal(obj)
+	if err != nil {
+		return
+	}
+	c.a.node.Publish(&gateway.Message{
+		Channel:    s.stream,
+		Event:      "client-" + action,
+		Data:       payload,
+		From:       &gateway.ClientInfo{ConnID: c.id, UserID: c.claims.Subject},
+		ExceptConn: c.id,
+	})
+}
+
+// allowEvent is a token bucket of ClientEventRate per second (burst the
+// same), so one tab cannot flood a room with typing notices.
+func (c *conn) allowEvent(now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rate := float64(c.a.cfg.ClientEventRate)
+	if c.lastFill.IsZero() {
+		c.tokens = rate
+	} else {
+		c.tokens = min(rate, c.tokens+now.Sub(c.lastFill).Seconds()*rate)
+	}
+	c.lastFill = now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
+
+// revoke drops this connection's subscriptions to stream and tells the
+// client with reject_subscription, which @rails/actioncable handles after a
+// confirmation too: the subscription is forgotten and rejected() runs.
+func (c *conn) revoke(stream string) {
+	c.mu.Lock()
+	var drop []*subscription
+	for id, s := range c.subs {
+		if s.stream == stream {
+			drop = append(drop, s)
+			delete(c.subs, id)
+		}
+	}
+	c.mu.Unlock()
+	for _, s := range drop {
+		c.a.node.Hub.Unsubscribe(s.stream, s)
+		c.w.Enqueue(rejectFrame(s.identifier))
+	}
+}
+
+// closeWith sends the disconnect message and a close frame, then drops the
+// socket. Both frames go out as one write so they still leave after a queue
+// overflow, when the writer accepts nothing but its final frame.
+func (c *conn) closeWith(reason string, reconnect bool) <-chan struct{} {
+	d := disconnectFrame(reason, reconnect)
+	cl := gateway.CloseFrame(websocket.CloseNormalClosure, "")
+	final := make([]byte, 0, len(d)+len(cl))
+	final = append(append(final, d...), cl...)
+	done := c.w.CloseWith(final)
+	go func() {
+		<-done
+		// Give the client a moment to answer the close, then drop the socket.
+		time.Sleep(100 * time.Millisecond)
+		_ = c.ws.NetConn().Close()
+	}()
+	return done
+}
+
+// reject ends a connection that never got welcomed, draining the socket so
+// the close handshake completes.
+func (c *conn) reject(reason string, reconnect bool) {
+	c.closeWith(reason, reconnect)
+	_ = c.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := c.ws.ReadMessage(); err != nil {
+			_ = c.ws.NetConn().Close()
+			return
+		}
+	}
+}
+
+func (c *conn) cleanup() {
+	c.mu.Lock()
+	c.closed = true
+	subs := c.subs
+	c.subs = map[string]*subscription{}
+	c.mu.Unlock()
+	for _, s := range subs {
+		c.a.node.Hub.Unsubscribe(s.stream, s)
+	}
+	c.w.CloseWith(nil)
+	_ = c.ws.NetConn().Close()
+}
