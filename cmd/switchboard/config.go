@@ -28,6 +28,11 @@ type config struct {
 	Retention    time.Duration // SWITCHBOARD_OUTBOX_RETENTION, default 24h
 	PollInterval time.Duration // SWITCHBOARD_RELAY_POLL, default 500ms (safety net behind wake-ups)
 	ShutdownWait time.Duration // SWITCHBOARD_SHUTDOWN_TIMEOUT, default 15s
+
+	// Benchmarks and profiling (cmd/switchboard-bench).
+	// DebugAddr (SWITCHBOARD_DEBUG_ADDR, default off) serves net/http/pprof
+	// on its own listener, e.g. 127.0.0.1:6060. Never expose it publicly.
+	DebugAddr string
 }
 
 func env(name, def string) string {
@@ -61,6 +66,7 @@ func loadConfig(args []string) (config, error) {
 		AppKey:      env("SWITCHBOARD_APP_KEY", "app-key"),
 		AppSecret:   env("SWITCHBOARD_APP_SECRET", "app-secret"),
 		LogLevel:    env("SWITCHBOARD_LOG_LEVEL", "info"),
+		DebugAddr:   env("SWITCHBOARD_DEBUG_ADDR", ""),
 	}
 	var err error
 	if c.Retention, err = envDuration("SWITCHBOARD_OUTBOX_RETENTION", 24*time.Hour); err != nil {
