@@ -51,6 +51,7 @@ type opts struct {
 	churnSettle  time.Duration
 	sourceIPs    int
 	dialParallel int
+	profileDir   string
 }
 
 func main() {
@@ -141,6 +142,7 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	fs.DurationVar(&o.churnSettle, "churn-settle", 5*time.Second, "churn: wait before checking goroutines and RSS")
 	fs.IntVar(&o.sourceIPs, "source-ips", 8, "dial from 127.0.0.2..(1+N) to avoid ephemeral port exhaustion (0 = one)")
 	fs.IntVar(&o.dialParallel, "dial-parallel", 32, "connections opened in parallel")
+	fs.StringVar(&o.profileDir, "profile", "", "directory for server CPU profiles taken during each fan-out measurement (empty = none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

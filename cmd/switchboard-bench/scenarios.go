@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -62,7 +65,9 @@ func (r *runner) measure(ctx context.Context, srv *server, pool *load.Pool, scen
 	pool.Rec.Store(rec)
 	pub := srv.publisher()
 	m := load.StartMeter(srv.pid())
+	prof := r.profile(srv, scenario+" "+name, d)
 	attempted := pub.Open(ctx, rec, rate, d, 1024)
+	prof()
 	// Let the tail of the fan-out arrive before reading the results.
 	time.Sleep(r.o.drain)
 	u := m.Stop()
@@ -291,6 +296,7 @@ func (r *runner) idle(ctx context.Context) error {
 		u := m.Stop()
 		after, _ := load.ReadProc(srv.pid())
 		g1, _ := srv.goroutines()
+		r.snapshot(srv, "idle-"+c.kind, "heap")
 		n := pool.Alive()
 		x := row{scenario: "idle (2 channels/conn)", server: c.name, subs: n, use: u, alive: n, idle: true}
 		if n > 0 {
@@ -374,6 +380,56 @@ func (r *runner) churn(ctx context.Context) error {
 	x.churnLeak = g1 > g0+10
 	r.add(x)
 	return nil
+}
+
+// profile captures a CPU profile of srv over d into the -profile directory
+// (when set); the returned func waits for it.
+func (r *runner) profile(srv *server, label string, d time.Duration) func() {
+	if r.o.profileDir == "" || d < 2*time.Second {
+		return func() {}
+	}
+	name := strings.NewReplacer(" ", "_", "/", "-", "×", "x").Replace(label)
+	path := filepath.Join(r.o.profileDir, fmt.Sprintf("%s-%d.pprof", name, time.Now().Unix()))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		secs := int((d - time.Second) / time.Second)
+		resp, err := srv.http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", srv.debugAddr, secs))
+		if err != nil {
+			r.log.Warn("profile", "err", err)
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(path)
+		if err != nil {
+			r.log.Warn("profile", "err", err)
+			return
+		}
+		defer f.Close()
+		_, _ = io.Copy(f, resp.Body)
+		r.log.Info("profile written", "path", path)
+	}()
+	return func() { <-done }
+}
+
+// snapshot saves a pprof profile (heap, goroutine) of srv into the
+// -profile directory, when set.
+func (r *runner) snapshot(srv *server, label, kind string) {
+	if r.o.profileDir == "" {
+		return
+	}
+	resp, err := srv.http.Get(fmt.Sprintf("http://%s/debug/pprof/%s", srv.debugAddr, kind))
+	if err != nil {
+		r.log.Warn("snapshot", "err", err)
+		return
+	}
+	defer resp.Body.Close()
+	path := filepath.Join(r.o.profileDir, fmt.Sprintf("%s-%s-%d.pprof", label, kind, time.Now().Unix()))
+	if f, err := os.Create(path); err == nil {
+		_, _ = io.Copy(f, resp.Body)
+		f.Close()
+		r.log.Info("profile written", "path", path)
+	}
 }
 
 func trim(s string, n int) string {
