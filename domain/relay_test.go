@@ -208,3 +208,49 @@ func itoa(i int) string {
 	}
 	return itoa(i/10) + string(rune('0'+i%10))
 }
+
+// TestRelayWokenByNotify: with polling at 10 s, an event committed through
+// another handle (as another process would) must still arrive at once:
+// LISTEN/NOTIFY, not the poll, delivers it.
+func TestRelayWokenByNotify(t *testing.T) {
+	dsn, drop := dbtest.NewSchema(t)
+	t.Cleanup(drop)
+	ctx := context.Background()
+	relayDB, err := domain.Open(ctx, domain.OpenConfig{DatabaseURL: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relayDB.Close()
+	if err := domain.Migrate(ctx, relayDB, domain.CoreMigrations()); err != nil {
+		t.Fatal(err)
+	}
+	writer, err := domain.Open(ctx, domain.OpenConfig{DatabaseURL: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	c := newCollector()
+	r, err := domain.NewRelay(relayDB, c.sink, domain.RelayConfig{PollInterval: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(300 * time.Millisecond) // let the relay reach its idle wait
+	for i := 0; i < 3; i++ {
+		start := time.Now()
+		if err := emit(t, writer, i, false); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-c.ch:
+			if d := time.Since(start); d > 3*time.Second {
+				t.Fatalf("event %d took %v: the relay was not woken by NOTIFY", i, d)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("event %d not delivered within 5s with a 10s poll: NOTIFY did not wake the relay", i)
+		}
+	}
+}
