@@ -75,3 +75,19 @@ func BenchmarkTextFrame(b *testing.B) {
 		_ = TextFrame(p)
 	}
 }
+
+// BenchmarkHubSubscribe10k is 10,000 clients joining one channel: the
+// connect storm after a deploy. Bytes/op show the garbage it makes.
+func BenchmarkHubSubscribe10k(b *testing.B) {
+	conns := make([]*benchConn, 10000)
+	for i := range conns {
+		conns[i] = &benchConn{id: fmt.Sprint(i)}
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		h := NewHub()
+		for _, c := range conns {
+			h.Subscribe("dashboard.project.bench.attendees", c)
+		}
+	}
+}
