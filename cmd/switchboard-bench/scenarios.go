@@ -295,10 +295,19 @@ func (r *runner) idle(ctx context.Context) error {
 		_, derr := pool.Ensure(ctx, r.o.idleConns, r.o.dialParallel)
 		connectTime := time.Since(t0)
 		time.Sleep(r.o.idleSettle)
+		// Both servers run a GC here (/debug/pprof/heap?gc=1), as any Go
+		// server does within 2 minutes (forced GC period) of going idle: it
+		// shrinks the goroutine stacks grown while connecting, so RSS shows
+		// the steady idle cost rather than the connect burst.
+		if r.o.idleGC {
+			srv.gc()
+			time.Sleep(2 * time.Second)
+		}
 		u := m.Stop()
 		after, _ := load.ReadProc(srv.pid())
 		g1, _ := srv.goroutines()
 		r.snapshot(srv, "idle-"+c.kind, "heap")
+		r.snapshot(srv, "idle-"+c.kind, "heap?debug=1")
 		n := pool.Alive()
 		x := row{scenario: "idle (2 channels/conn)", server: c.name, subs: n, use: u, alive: n, idle: true}
 		if n > 0 {
@@ -426,7 +435,7 @@ func (r *runner) snapshot(srv *server, label, kind string) {
 		return
 	}
 	defer resp.Body.Close()
-	path := filepath.Join(r.o.profileDir, fmt.Sprintf("%s-%s-%d.pprof", label, kind, time.Now().Unix()))
+	path := filepath.Join(r.o.profileDir, fmt.Sprintf("%s-%s-%d.pprof", label, strings.NewReplacer("?", "-", "=", "").Replace(kind), time.Now().Unix()))
 	if f, err := os.Create(path); err == nil {
 		_, _ = io.Copy(f, resp.Body)
 		f.Close()

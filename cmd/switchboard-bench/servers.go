@@ -267,6 +267,14 @@ func (s *server) publisher() *load.Publisher {
 	return p
 }
 
+// gc makes the server run a garbage collection through its pprof endpoint.
+func (s *server) gc() {
+	if resp, err := s.http.Get("http://" + s.debugAddr + "/debug/pprof/heap?gc=1"); err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
 // goroutines reads the server's goroutine count from its pprof endpoint.
 func (s *server) goroutines() (int, error) {
 	resp, err := s.http.Get("http://" + s.debugAddr + "/debug/pprof/goroutine?debug=1")
