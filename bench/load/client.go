@@ -38,6 +38,9 @@ type Target struct {
 	Token string
 	// Channels are the client-facing channel names to subscribe to.
 	Channels []string
+	// TokenFor, when set, gives each Centrifugo connection its own token
+	// (e.g. a user per connection, under a per-user connection limit).
+	TokenFor func() string
 }
 
 // Client is one subscribed connection. Its reader goroutine records every
@@ -230,7 +233,11 @@ type centReply struct {
 func (c *Client) centrifugoHandshake(t Target) error {
 	var b bytes.Buffer
 	enc := func(v any) { j, _ := json.Marshal(v); b.Write(j) }
-	enc(map[string]any{"id": 1, "connect": map[string]any{"token": t.Token, "name": "bench"}})
+	tok := t.Token
+	if t.TokenFor != nil {
+		tok = t.TokenFor()
+	}
+	enc(map[string]any{"id": 1, "connect": map[string]any{"token": tok, "name": "bench"}})
 	for i, ch := range t.Channels {
 		b.WriteByte('\n')
 		enc(map[string]any{"id": 2 + i, "subscribe": map[string]any{"channel": ch}})

@@ -288,7 +288,7 @@ func (r *runner) idle(ctx context.Context) error {
 		}
 		time.Sleep(2 * time.Second)
 		base, _ := load.ReadProc(srv.pid())
-		g0, _ := srv.goroutines()
+		g0, e0 := srv.goroutines()
 		pool := &load.Pool{Target: srv.target(c.proto, channelMain, channelSecond), Dialer: load.NewDialer(r.o.sourceIPs)}
 		m := load.StartMeter(srv.pid())
 		t0 := time.Now()
@@ -305,7 +305,7 @@ func (r *runner) idle(ctx context.Context) error {
 		}
 		u := m.Stop()
 		after, _ := load.ReadProc(srv.pid())
-		g1, _ := srv.goroutines()
+		g1, e1 := srv.goroutines()
 		r.snapshot(srv, "idle-"+c.kind, "heap")
 		r.snapshot(srv, "idle-"+c.kind, "heap?debug=1")
 		n := pool.Alive()
@@ -313,8 +313,12 @@ func (r *runner) idle(ctx context.Context) error {
 		if n > 0 {
 			x.rssPerConn = float64(after.RSS-base.RSS) / float64(n)
 		}
-		x.note = append(x.note, fmt.Sprintf("RSS/conn %.1f KB (base %.0f MB → %.0f MB); goroutines %d → %d (%.2f/conn); connected in %s",
-			x.rssPerConn/1024, mb(base.RSS), mb(after.RSS), g0, g1, float64(g1-g0)/float64(max(1, n)), connectTime.Round(100*time.Millisecond)))
+		gs := "goroutines n/a (no pprof listener)"
+		if e0 == nil && e1 == nil {
+			gs = fmt.Sprintf("goroutines %d → %d (%.2f/conn)", g0, g1, float64(g1-g0)/float64(max(1, n)))
+		}
+		x.note = append(x.note, fmt.Sprintf("RSS/conn %.1f KB (base %.0f MB → %.0f MB); %s; connected in %s",
+			x.rssPerConn/1024, mb(base.RSS), mb(after.RSS), gs, connectTime.Round(100*time.Millisecond)))
 		if derr != nil {
 			x.note = append(x.note, "connect errors: "+trim(derr.Error(), 100))
 		}

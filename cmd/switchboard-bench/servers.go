@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/lib/pq" // PostgreSQL for the outbox scenarios' schemas
@@ -226,6 +227,15 @@ func (s *server) target(proto load.Protocol, channels ...string) load.Target {
 	case load.Centrifugo:
 		t.WSURL = "ws://" + s.addr + "/connection/websocket"
 		t.Channels = channels
+		if s.kind == "switchboard" {
+			// One user per connection: Switchboard limits connections per
+			// user across protocols (the peer has no such limit).
+			var n atomic.Int64
+			t.TokenFor = func() string {
+				tok, _ := mintToken(benchSecret, fmt.Sprintf("bench-%d", n.Add(1)))
+				return tok
+			}
+		}
 	}
 	return t
 }
