@@ -53,6 +53,7 @@ type opts struct {
 	dialParallel int
 	profileDir   string
 	idleGC       bool
+	satWho       map[string]bool
 }
 
 func main() {
@@ -126,11 +127,12 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	fs.IntVar(&o.reps, "reps", 1, "fanout: repetitions per size (median reported), servers alternated")
 	sizes := fs.String("sizes", "1000x20,5000x20,10000x5", "fanout: SUBSxEVENTS_PER_S list, ascending subscribers")
 	fs.IntVar(&o.satSubs, "sat-subs", 5000, "saturation: subscribers (must be one of -sizes)")
-	satRates := fs.String("sat-rates", "40,60,80,120,160", "saturation: event rates tried in order")
-	fs.DurationVar(&o.satStep, "sat-step", 10*time.Second, "saturation: time per step (0 = skip)")
+	satRates := fs.String("sat-rates", "20,25,30,40,50", "saturation: event rates tried in order (stops at the first failing one)")
+	fs.DurationVar(&o.satStep, "sat-step", 8*time.Second, "saturation: time per step (0 = skip)")
+	satWho := fs.String("sat-contenders", "switchboard/pusher,peer/centrifugo", "saturation: contenders searched (the ratio target compares these two)")
 	fs.IntVar(&o.c2sSubs, "c2s-subs", 100, "commit-to-screen: subscribed clients")
 	c2sRates := fs.String("c2s-rates", "1,200", "commit-to-screen: writes/s")
-	fs.DurationVar(&o.c2sFor, "c2s-for", 15*time.Second, "commit-to-screen: time per rate")
+	fs.DurationVar(&o.c2sFor, "c2s-for", 10*time.Second, "commit-to-screen: time per rate")
 	fs.IntVar(&o.writers, "writers", 32, "outbox: concurrent REST writers")
 	fs.DurationVar(&o.outboxFor, "outbox-for", 15*time.Second, "outbox: duration")
 	fs.IntVar(&o.idleConns, "idle", 10000, "idle: connections (2 channels each)")
@@ -157,6 +159,10 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	if o.c2sRates, err = parseRates(*c2sRates); err != nil {
 		return err
+	}
+	o.satWho = map[string]bool{}
+	for _, s := range strings.Split(*satWho, ",") {
+		o.satWho[strings.TrimSpace(s)] = true
 	}
 	o.only = map[string]bool{}
 	for _, s := range strings.Split(*only, ",") {

@@ -163,7 +163,7 @@ func (r *runner) fanoutOne(ctx context.Context, c contender, rep int, runs map[s
 		r.log.Info("fanout", "server", c.name, "size", z.String(), "rep", rep+1)
 		x := r.measure(ctx, srv, pool, "fanout "+z.String(), c.name, z.rate, r.o.duration)
 		runs[c.name+"|"+z.String()] = append(runs[c.name+"|"+z.String()], x)
-		if rep == 0 && z.subs == r.o.satSubs && r.o.satStep > 0 {
+		if rep == 0 && z.subs == r.o.satSubs && r.o.satStep > 0 && r.o.satWho[c.name] {
 			r.saturation(ctx, srv, pool, c.name, z.subs)
 		}
 	}
