@@ -291,20 +291,30 @@ func (c *Client) read(p Protocol) {
 		}
 		now := time.Now().UnixNano()
 		msg := buf.Bytes()
-		if n := scanStamps(msg, func(seq int, sent int64) {
+		n := scanStamps(msg, func(seq int, sent int64) {
 			if rec := c.rec.Load(); rec != nil {
 				rec.Observe(seq, sent, now, len(msg))
 			}
-		}); n > 0 {
-			continue
-		}
+		})
 		switch {
-		case p == Pusher && bytes.Contains(msg, pusherPing):
+		case p == Pusher && n == 0 && bytes.Contains(msg, pusherPing):
 			_ = c.send(pusherPong)
-		case p == Centrifugo && bytes.Equal(bytes.TrimSpace(msg), centPingMsg):
+		case p == Centrifugo && hasCentrifugoPing(msg):
+			// A server ping may share a frame with publications.
 			_ = c.send(centPingMsg)
 		}
 	}
+}
+
+// hasCentrifugoPing reports whether one of the frame's newline-separated
+// replies is the empty ping object.
+func hasCentrifugoPing(msg []byte) bool {
+	for _, line := range bytes.Split(msg, []byte("\n")) {
+		if bytes.Equal(bytes.TrimSpace(line), centPingMsg) {
+			return true
+		}
+	}
+	return false
 }
 
 // Stamp is the marker the publisher embeds in each event payload:

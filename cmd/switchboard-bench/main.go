@@ -54,6 +54,7 @@ type opts struct {
 	profileDir   string
 	idleGC       bool
 	satWho       map[string]bool
+	contenders   string
 }
 
 func main() {
@@ -137,6 +138,7 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	fs.DurationVar(&o.outboxFor, "outbox-for", 15*time.Second, "outbox: duration")
 	fs.IntVar(&o.idleConns, "idle", 10000, "idle: connections (2 channels each)")
 	fs.DurationVar(&o.idleSettle, "idle-settle", 5*time.Second, "idle: wait after connecting before reading RSS")
+	fs.StringVar(&o.contenders, "contenders", "", "fanout: only contenders whose name contains this (empty = all)")
 	fs.BoolVar(&o.idleGC, "idle-gc", true, "idle: have both servers run one GC before reading RSS (steady state)")
 	fs.Float64Var(&o.churnRate, "churn-rate", 200, "churn: connects+disconnects per second")
 	fs.DurationVar(&o.churnFor, "churn-for", 60*time.Second, "churn: duration")

@@ -101,6 +101,15 @@ func (r *runner) fanout(ctx context.Context) error {
 	}
 	probe.stop()
 	contenders = append(contenders, contender{"peer/centrifugo", "peer", load.Centrifugo})
+	if r.o.contenders != "" {
+		kept := contenders[:0]
+		for _, c := range contenders {
+			if strings.Contains(c.name, r.o.contenders) {
+				kept = append(kept, c)
+			}
+		}
+		contenders = kept
+	}
 
 	runs := map[string][]row{}
 	for rep := range r.o.reps {
