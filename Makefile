@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/switchboard
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run build test vet test-go test-conformance conformance-deps bench clean
+.PHONY: run build test vet test-go test-conformance conformance-deps bench bench-micro clean
 
 ## run: build and start the gateway on its embedded default (SQLite in ./data, :8080)
 run: build
@@ -33,3 +33,18 @@ test-conformance: build conformance-deps
 
 clean:
 	rm -rf bin data
+
+## bench: the benchmark scenarios of docs/bench.md (Switchboard vs a
+## centrifugal/centrifuge peer), about 9 minutes on 2 cores; prints the table
+## and writes it to BENCHMARKS.md. BENCH_FLAGS adds flags, e.g.
+## BENCH_FLAGS="-reps 3" for medians of three, "-only fanout" for one scenario.
+BENCH_FLAGS ?=
+bench: build
+	$(GO) build -o bin/switchboard-bench ./cmd/switchboard-bench
+	ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn); \
+	BENCH_COMMAND="make bench BENCH_FLAGS='$(BENCH_FLAGS)'" ./bin/switchboard-bench run -switchboard $(BIN) $(BENCH_FLAGS)
+
+## bench-micro: Go micro-benchmarks of the hot paths (frame encoding, hub
+## fan-out, outbox insert on SQLite and PostgreSQL)
+bench-micro:
+	$(GO) test -run '^$$' -bench . -benchmem ./gateway/... ./domain/

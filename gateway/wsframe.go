@@ -63,10 +63,20 @@ func frame(op byte, payload []byte) []byte {
 
 // NetWrite returns a WriterConfig.Write that sends frames to c with one
 // writev per batch under a write deadline.
+//
+// The deadline is moved only when less than 3/4 of timeout is left: every
+// batch still gets between 3/4 timeout and timeout, but a busy connection
+// does not re-arm the runtime's deadline timer on every write (about 3% of
+// server CPU in the fan-out profile, see BENCHMARKS.md). Write is called
+// from one goroutine at a time, so deadline needs no lock.
 func NetWrite(c net.Conn, timeout time.Duration) func([][]byte) error {
+	var deadline time.Time
 	return func(frames [][]byte) error {
 		if timeout > 0 {
-			_ = c.SetWriteDeadline(time.Now().Add(timeout))
+			if now := time.Now(); deadline.Sub(now) < timeout*3/4 {
+				deadline = now.Add(timeout)
+				_ = c.SetWriteDeadline(deadline)
+			}
 		}
 		bufs := net.Buffers(frames)
 		_, err := bufs.WriteTo(c)

@@ -53,6 +53,10 @@ type config struct {
 	CableChannels         string   // SWITCHBOARD_CABLE_CHANNELS: JSON file of extra channel classes; default builtins only
 	CableAllowedOrigins   []string // SWITCHBOARD_CABLE_ALLOWED_ORIGINS: comma-separated browser origins; default any (cookie identities: same host only)
 	CableMaxSubscriptions int      // SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS: per connection, default 100
+	// Benchmarks and profiling (cmd/switchboard-bench).
+	// DebugAddr (SWITCHBOARD_DEBUG_ADDR, default off) serves net/http/pprof
+	// on its own listener, e.g. 127.0.0.1:6060. Never expose it publicly.
+	DebugAddr string
 }
 
 func env(name, def string) string {
@@ -113,6 +117,7 @@ func loadConfig(args []string) (config, error) {
 
 		APIKey:           env("SWITCHBOARD_API_KEY", ""),
 		CentrifugoConfig: env("SWITCHBOARD_CENTRIFUGO_CONFIG", ""),
+		DebugAddr:        env("SWITCHBOARD_DEBUG_ADDR", ""),
 	}
 	c.AppsFile = env("SWITCHBOARD_APPS_FILE", "")
 	c.AppEncryptionMasterKey = env("SWITCHBOARD_APP_ENCRYPTION_MASTER_KEY", "")
