@@ -153,6 +153,11 @@ func (r *Relay) Run(ctx context.Context) error {
 
 	go func() {
 		<-ctx.Done()
+		// Keep consuming briefly: watermill waits for an ack in a select
+		// that also watches Close, so closing right after our last Ack can
+		// drop it and redeliver that event after a restart. The grace lets
+		// the ack land and the batch's position commit first.
+		time.Sleep(closeGrace)
 		close(stop)
 		_ = sub.Close()
 	}()
@@ -241,6 +246,10 @@ AND "offset" <= (SELECT offset_acked FROM "watermill_offsets_events" WHERE consu
 	}
 	return res.RowsAffected()
 }
+
+// closeGrace is how long the relay keeps consuming after its context ends,
+// so the last forwarded event's position is committed before it stops.
+const closeGrace = 250 * time.Millisecond
 
 // wakeBackoff replaces watermill's fixed poll sleep: after an empty poll it
 // waits for a commit signal (or maxWait as the safety net).
