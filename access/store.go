@@ -399,7 +399,7 @@ func (s *Store) DeleteRule(ctx context.Context, slug string, id int64) error {
 	})
 }
 
-type scanner interface{ Scan(...any) error }
+type scanner = domain.Scanner
 
 // list runs a project-scoped page query ($1 project, $2 after, $3 limit+1).
 func list[T any](ctx context.Context, s *Store, slug string, page domain.Page, query string,
@@ -408,21 +408,5 @@ func list[T any](ctx context.Context, s *Store, slug string, page domain.Page, q
 	if err != nil {
 		return domain.List[T]{}, err
 	}
-	rows, err := s.db.QueryContext(ctx, query, p.ID, page.After, page.Limit+1)
-	if err != nil {
-		return domain.List[T]{}, err
-	}
-	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return domain.List[T]{}, err
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return domain.List[T]{}, err
-	}
-	return domain.NewList(out, page.Limit, key), nil
+	return domain.QueryList(ctx, s.db, page, scan, key, query, p.ID, page.After, page.Limit+1)
 }

@@ -106,7 +106,7 @@ func NewStore(db *domain.DB) *Store { return &Store{db: db} }
 
 const cols = `id, project_id, first_name, last_name, email, attendee_type_id, created_at, updated_at`
 
-func scan(row interface{ Scan(...any) error }) (Attendee, error) {
+func scan(row domain.Scanner) (Attendee, error) {
 	var a Attendee
 	err := row.Scan(&a.ID, &a.ProjectID, &a.FirstName, &a.LastName, &a.Email, &a.AttendeeTypeID, &a.CreatedAt, &a.UpdatedAt)
 	a.CreatedAt, a.UpdatedAt = a.CreatedAt.UTC(), a.UpdatedAt.UTC()
@@ -161,24 +161,8 @@ func (s *Store) List(ctx context.Context, slug string, page domain.Page) (domain
 	if err != nil {
 		return domain.List[Attendee]{}, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+cols+` FROM attendees WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
-		p.ID, page.After, page.Limit+1)
-	if err != nil {
-		return domain.List[Attendee]{}, err
-	}
-	defer rows.Close()
-	var out []Attendee
-	for rows.Next() {
-		a, err := scan(rows)
-		if err != nil {
-			return domain.List[Attendee]{}, err
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return domain.List[Attendee]{}, err
-	}
-	return domain.NewList(out, page.Limit, func(a Attendee) int64 { return a.ID }), nil
+	return domain.QueryList(ctx, s.db, page, scan, func(a Attendee) int64 { return a.ID },
+		`SELECT `+cols+` FROM attendees WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3`, p.ID, page.After, page.Limit+1)
 }
 
 // Update changes the given fields and emits AttendeeUpdated with only the

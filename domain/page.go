@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"context"
 	"encoding/base64"
 	"strconv"
 
@@ -72,4 +73,31 @@ func IDParam(c echo.Context, name, what string) (int64, error) {
 		return 0, NotFound("%s %q not found", what, c.Param(name))
 	}
 	return id, nil
+}
+
+// Scanner is a row being read: *sql.Row and *sql.Rows both are.
+type Scanner interface{ Scan(dest ...any) error }
+
+// QueryList runs a page query, which must return up to page.Limit+1 rows
+// in cursor order, scans each row and builds the List: the one loop every
+// list endpoint needs.
+func QueryList[T any](ctx context.Context, q Querier, page Page, scan func(Scanner) (T, error), key func(T) int64,
+	query string, args ...any) (List[T], error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return List[T]{}, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return List[T]{}, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return List[T]{}, err
+	}
+	return NewList(out, page.Limit, key), nil
 }

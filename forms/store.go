@@ -124,7 +124,7 @@ func (s *Store) CreateForm(ctx context.Context, slug string, in FormInput) (Form
 
 const formCols = `id, project_id, title, fields, created_at`
 
-func scanForm(row interface{ Scan(...any) error }) (Form, error) {
+func scanForm(row domain.Scanner) (Form, error) {
 	var f Form
 	var fields string
 	if err := row.Scan(&f.ID, &f.ProjectID, &f.Title, &fields, &f.CreatedAt); err != nil {
@@ -160,24 +160,8 @@ func (s *Store) ListForms(ctx context.Context, slug string, page domain.Page) (d
 	if err != nil {
 		return domain.List[Form]{}, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+formCols+` FROM forms WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
-		p.ID, page.After, page.Limit+1)
-	if err != nil {
-		return domain.List[Form]{}, err
-	}
-	defer rows.Close()
-	var out []Form
-	for rows.Next() {
-		f, err := scanForm(rows)
-		if err != nil {
-			return domain.List[Form]{}, err
-		}
-		out = append(out, f)
-	}
-	if err := rows.Err(); err != nil {
-		return domain.List[Form]{}, err
-	}
-	return domain.NewList(out, page.Limit, func(f Form) int64 { return f.ID }), nil
+	return domain.QueryList(ctx, s.db, page, scanForm, func(f Form) int64 { return f.ID },
+		`SELECT `+formCols+` FROM forms WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3`, p.ID, page.After, page.Limit+1)
 }
 
 // Submit validates answers against the form and stores a response with
@@ -248,7 +232,7 @@ func (s *Store) Update(ctx context.Context, slug string, formID, responseID int6
 
 const responseCols = `id, form_id, attendee_id, answers, submitted_at, updated_at`
 
-func scanResponse(row interface{ Scan(...any) error }) (Response, error) {
+func scanResponse(row domain.Scanner) (Response, error) {
 	var r Response
 	var answers string
 	if err := row.Scan(&r.ID, &r.FormID, &r.AttendeeID, &answers, &r.SubmittedAt, &r.UpdatedAt); err != nil {
@@ -288,22 +272,6 @@ func (s *Store) ListResponses(ctx context.Context, slug string, formID int64, pa
 	if _, err := getForm(ctx, s.db, p.ID, formID); err != nil {
 		return domain.List[Response]{}, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+responseCols+` FROM form_responses WHERE form_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
-		formID, page.After, page.Limit+1)
-	if err != nil {
-		return domain.List[Response]{}, err
-	}
-	defer rows.Close()
-	var out []Response
-	for rows.Next() {
-		r, err := scanResponse(rows)
-		if err != nil {
-			return domain.List[Response]{}, err
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return domain.List[Response]{}, err
-	}
-	return domain.NewList(out, page.Limit, func(r Response) int64 { return r.ID }), nil
+	return domain.QueryList(ctx, s.db, page, scanResponse, func(r Response) int64 { return r.ID },
+		`SELECT `+responseCols+` FROM form_responses WHERE form_id = $1 AND id > $2 ORDER BY id LIMIT $3`, formID, page.After, page.Limit+1)
 }
