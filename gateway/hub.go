@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"hash/fnv"
 	"sort"
 	"strings"
 	"sync"
@@ -78,10 +77,15 @@ func NewHub() *Hub {
 // AddHook registers a hook. Call before serving.
 func (h *Hub) AddHook(k Hook) { h.hooks = append(h.hooks, k) }
 
+// shard picks channel's shard with FNV-1a, inline so the publish path does
+// not allocate a hasher and a byte copy of the name.
 func (h *Hub) shard(channel string) *shard {
-	f := fnv.New32a()
-	_, _ = f.Write([]byte(channel))
-	return h.shards[f.Sum32()%numShards]
+	x := uint32(2166136261)
+	for i := 0; i < len(channel); i++ {
+		x ^= uint32(channel[i])
+		x *= 16777619
+	}
+	return h.shards[x%numShards]
 }
 
 // Subscribe adds s to channel. It reports false when s was already there.
