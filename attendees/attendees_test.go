@@ -73,6 +73,7 @@ func setup(t *testing.T, db *domain.DB) *env {
 	rec := &recorder{got: make(chan struct{}, 1<<14)}
 	node.Hub.Subscribe(domain.ProjectChannel("demo", domain.FamilyAttendees), rec)
 	broker := gateway.NewLocalBroker()
+	t.Cleanup(func() { _ = broker.Close(context.Background()) })
 	broker.Subscribe(node.Dispatch)
 	relay, err := domain.NewRelay(db, broker.Publish, domain.RelayConfig{Logger: log})
 	if err != nil {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"switchboard/domain"
@@ -10,31 +11,107 @@ import (
 // Broker carries committed events from the relay to gateway nodes. Every
 // subscriber gets every event, in publish order.
 type Broker interface {
-	// Publish hands env to every subscriber. It returns after they have it.
+	// Publish hands env over for every subscriber. Once it returns nil the
+	// event is the broker's to deliver and the relay may ack it.
 	Publish(ctx context.Context, env domain.Envelope) error
 	// Subscribe registers fn for every later event.
 	Subscribe(fn func(domain.Envelope))
 }
 
-// LocalBroker is the in-process broker of a single node: Publish calls the
-// subscribers synchronously, so order is the relay's order.
+// ErrBrokerClosed is returned by Publish after Close.
+var ErrBrokerClosed = errors.New("broker closed")
+
+// LocalBroker is the in-process broker of a single node. Publish queues the
+// event and one goroutine calls the subscribers in order.
+//
+// Why not call them inline: the relay publishes from inside its outbox
+// transaction (watermill acks before it commits), and on SQLite that
+// transaction holds the database's write lock. A fan-out to thousands of
+// sockets takes tens of milliseconds, and REST writes would wait for it.
+// Queueing in memory gives up nothing: an event in this queue is exactly as
+// durable as one in a connection's write queue.
 type LocalBroker struct {
-	mu   sync.RWMutex
-	subs []func(domain.Envelope)
+	mu     sync.RWMutex
+	subs   []func(domain.Envelope)
+	queue  chan domain.Envelope
+	stop   chan struct{}
+	done   chan struct{}
+	closer sync.Once
 }
 
-// NewLocalBroker returns an empty in-process broker.
-func NewLocalBroker() *LocalBroker { return &LocalBroker{} }
+// DefaultBrokerQueue is how many events may wait for fan-out before
+// Publish blocks (and with it the relay: back-pressure, not loss).
+const DefaultBrokerQueue = 4096
 
-// Publish implements Broker.
-func (b *LocalBroker) Publish(_ context.Context, env domain.Envelope) error {
+// NewLocalBroker returns an empty in-process broker with its delivery
+// goroutine running; Close stops it.
+func NewLocalBroker() *LocalBroker {
+	b := &LocalBroker{
+		queue: make(chan domain.Envelope, DefaultBrokerQueue),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	go b.run()
+	return b
+}
+
+func (b *LocalBroker) run() {
+	defer close(b.done)
+	for {
+		select {
+		case env := <-b.queue:
+			b.deliver(env)
+		case <-b.stop:
+			// Deliver what was accepted before Close.
+			for {
+				select {
+				case env := <-b.queue:
+					b.deliver(env)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (b *LocalBroker) deliver(env domain.Envelope) {
 	b.mu.RLock()
 	subs := b.subs
 	b.mu.RUnlock()
 	for _, fn := range subs {
 		fn(env)
 	}
-	return nil
+}
+
+// Publish implements Broker: it queues env, waiting while the queue is
+// full.
+func (b *LocalBroker) Publish(ctx context.Context, env domain.Envelope) error {
+	select {
+	case <-b.stop:
+		return ErrBrokerClosed
+	default:
+	}
+	select {
+	case b.queue <- env:
+		return nil
+	case <-b.stop:
+		return ErrBrokerClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops accepting events, delivers the queued ones and returns when
+// done or when ctx ends.
+func (b *LocalBroker) Close(ctx context.Context) error {
+	b.closer.Do(func() { close(b.stop) })
+	select {
+	case <-b.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Subscribe implements Broker.

@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Subscriber receives the messages of one channel for one connection. The
@@ -26,6 +28,24 @@ const numShards = 64
 type Hub struct {
 	shards [numShards]*shard
 	hooks  []Hook
+
+	// Fan-out helpers: a large channel's subscribers are split into parts
+	// written in parallel by these long-lived goroutines (started on the
+	// first large publish), so one fan-out uses every core without a
+	// goroutine per subscriber.
+	parts    int
+	fanStart sync.Once
+	fanJobs  chan fanJob
+}
+
+// minPart is the fewest subscribers worth handing to another goroutine.
+const minPart = 512
+
+type fanJob struct {
+	m    *Message
+	subs []Subscriber
+	n    *atomic.Int64
+	wg   *sync.WaitGroup
 }
 
 // Hook observes channel life; the gateway uses it for occupancy-driven
@@ -67,7 +87,7 @@ func (cs *channelSubs) snapshot() []Subscriber {
 
 // NewHub returns an empty hub.
 func NewHub() *Hub {
-	h := &Hub{}
+	h := &Hub{parts: runtime.GOMAXPROCS(0)}
 	for i := range h.shards {
 		h.shards[i] = &shard{channels: map[string]*channelSubs{}}
 	}
@@ -138,10 +158,43 @@ func (h *Hub) Unsubscribe(channel string, s Subscriber) bool {
 }
 
 // Publish delivers m to every subscriber of m.Channel and returns how many
-// got it. Delivery happens outside the lock, on a snapshot.
+// got it. Delivery happens outside the lock, on a snapshot. Large channels
+// are delivered by several goroutines at once; Publish returns when all of
+// them are done, so a connection still gets one publisher's messages in
+// order.
 func (h *Hub) Publish(m *Message) int {
+	subs := h.Subscribers(m.Channel)
+	parts := min(h.parts, len(subs)/minPart)
+	if parts < 2 {
+		return deliverAll(m, subs)
+	}
+	h.fanStart.Do(func() {
+		h.fanJobs = make(chan fanJob)
+		for range h.parts - 1 {
+			go func() {
+				for j := range h.fanJobs {
+					j.n.Add(int64(deliverAll(j.m, j.subs)))
+					j.wg.Done()
+				}
+			}()
+		}
+	})
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	size := (len(subs) + parts - 1) / parts
+	for len(subs) > size {
+		wg.Add(1)
+		h.fanJobs <- fanJob{m: m, subs: subs[len(subs)-size:], n: &n, wg: &wg}
+		subs = subs[:len(subs)-size]
+	}
+	n.Add(int64(deliverAll(m, subs)))
+	wg.Wait()
+	return int(n.Load())
+}
+
+func deliverAll(m *Message, subs []Subscriber) int {
 	n := 0
-	for _, s := range h.Subscribers(m.Channel) {
+	for _, s := range subs {
 		if m.ExceptConn != "" && s.ConnID() == m.ExceptConn {
 			continue
 		}

@@ -13,8 +13,17 @@ type WriterConfig struct {
 	// full: the connection is too slow and must be dropped with its
 	// protocol's reconnect code instead of growing memory.
 	OnOverflow func()
-	// OnError is called once, in the writer goroutine, when Write fails.
+	// OnError is called once, by the failing writer (the drain goroutine or
+	// an inline Enqueue), when Write or TryWrite fails. It must not block.
 	OnError func(error)
+	// TryWrite, when set, writes one frame without blocking and reports how
+	// many bytes went out (0 and no error: the socket buffer is full).
+	// Enqueue uses it to write straight from the caller's goroutine when
+	// nothing is queued: the hub then loops writes over all subscribers in
+	// a few goroutines, instead of waking a goroutine per subscriber, whose
+	// fan-out tail is several times longer (performance-anchors §6.2). What
+	// does not go out at once is left to the drain goroutine.
+	TryWrite func(frame []byte) (int, error)
 	// MaxQueue is the most frames waiting at once. Zero means 1024.
 	MaxQueue int
 	// MaxBatch is the most frames handed to one Write. Zero means 64.
@@ -30,6 +39,7 @@ type Writer struct {
 	queue   [][]byte
 	spare   [][]byte
 	running bool
+	held    int  // Hold depth: frames queue but nothing is written
 	closed  bool // no more frames accepted
 	final   bool // close after the queue drains
 	done    chan struct{}
@@ -63,14 +73,93 @@ func (w *Writer) Enqueue(frame []byte) bool {
 		}
 		return false
 	}
+	if !w.running && w.held == 0 && w.cfg.TryWrite != nil {
+		// Nothing queued and no drain running: write inline. running keeps
+		// other callers queueing behind this frame meanwhile.
+		w.running = true
+		w.mu.Unlock()
+		return w.inline(frame)
+	}
 	w.queue = append(w.queue, frame)
-	start := !w.running
-	w.running = true
+	start := !w.running && w.held == 0
+	if start {
+		w.running = true
+	}
 	w.mu.Unlock()
 	if start {
 		go w.drain()
 	}
 	return true
+}
+
+// Hold stops frames from leaving until release is called; they queue in
+// order meanwhile. Adapters hold the writer while they queue a subscribe
+// confirmation and join the hub: events published in between queue behind
+// the confirmation, and the confirmation cannot reach the client before
+// the subscription is in place (a client may publish as soon as it is
+// confirmed and expects to see the result). A batch already being written
+// finishes. release may be called once; holds nest.
+func (w *Writer) Hold() (release func()) {
+	w.mu.Lock()
+	w.held++
+	w.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			w.mu.Lock()
+			w.held--
+			start := w.held == 0 && !w.running && len(w.queue) > 0
+			if start {
+				w.running = true
+			}
+			w.mu.Unlock()
+			if start {
+				go w.drain()
+			}
+		})
+	}
+}
+
+// inline tries to write frame at once, then hands whatever is left (the
+// frame's unwritten tail, frames queued meanwhile) to a drain goroutine.
+// The caller has set running.
+func (w *Writer) inline(frame []byte) bool {
+	n, err := w.cfg.TryWrite(frame)
+	w.mu.Lock()
+	if err != nil {
+		w.fail(err)
+		return false
+	}
+	if n < len(frame) {
+		// The rest of this frame must leave before anything queued after it.
+		w.queue = append([][]byte{frame[n:]}, w.queue...)
+	}
+	if len(w.queue) == 0 || w.held > 0 {
+		w.running = false
+		if w.final && len(w.queue) == 0 {
+			close(w.done)
+		}
+		w.mu.Unlock()
+		return true
+	}
+	w.mu.Unlock()
+	go w.drain()
+	return true
+}
+
+// fail marks the writer broken after a write error and reports it once.
+// The caller holds mu (released here) and is the running writer.
+func (w *Writer) fail(err error) {
+	w.closed = true
+	w.queue = nil
+	wasFinal := w.final
+	w.final = true
+	w.running = false
+	close(w.done)
+	w.mu.Unlock()
+	if w.cfg.OnError != nil && !wasFinal {
+		w.cfg.OnError(err)
+	}
 }
 
 // CloseWith queues a last frame (e.g. a close frame), refuses further frames
@@ -92,8 +181,10 @@ func (w *Writer) CloseWith(frame []byte) <-chan struct{} {
 			close(w.done)
 			return w.done
 		}
-		w.running = true
-		go w.drain()
+		if w.held == 0 {
+			w.running = true
+			go w.drain()
+		}
 	}
 	return w.done
 }
@@ -110,6 +201,12 @@ func (w *Writer) Queued() int {
 func (w *Writer) drain() {
 	for {
 		w.mu.Lock()
+		if w.held > 0 && len(w.queue) > 0 {
+			// Release starts a new drain.
+			w.running = false
+			w.mu.Unlock()
+			return
+		}
 		if len(w.queue) == 0 {
 			w.running = false
 			if w.final {
@@ -137,16 +234,7 @@ func (w *Writer) drain() {
 			w.spare = batch[:0]
 		}
 		if err != nil {
-			w.closed = true
-			w.queue = nil
-			wasFinal := w.final
-			w.final = true
-			w.running = false
-			close(w.done)
-			w.mu.Unlock()
-			if w.cfg.OnError != nil && !wasFinal {
-				w.cfg.OnError(err)
-			}
+			w.fail(err)
 			return
 		}
 		w.mu.Unlock()

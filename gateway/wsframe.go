@@ -61,25 +61,39 @@ func frame(op byte, payload []byte) []byte {
 	return out
 }
 
-// NetWrite returns a WriterConfig.Write that sends frames to c with one
-// writev per batch under a write deadline.
+// NetIO returns WriterConfig's Write (one writev per batch under a write
+// deadline) and TryWrite (one non-blocking write; nil where c has no file
+// descriptor to write to without blocking, e.g. net.Pipe). Both go through
+// c's own write lock, so they never interleave bytes.
 //
 // The deadline is moved only when less than 3/4 of timeout is left: every
 // batch still gets between 3/4 timeout and timeout, but a busy connection
 // does not re-arm the runtime's deadline timer on every write (about 3% of
-// server CPU in the fan-out profile, see BENCHMARKS.md). Write is called
-// from one goroutine at a time, so deadline needs no lock.
-func NetWrite(c net.Conn, timeout time.Duration) func([][]byte) error {
+// server CPU in the fan-out profile, see BENCHMARKS.md). An expired
+// deadline also fails non-blocking writes, so TryWrite re-arms it too.
+// Write and TryWrite are called by one goroutine at a time (the Writer's
+// running flag), so deadline needs no lock.
+func NetIO(c net.Conn, timeout time.Duration) (write func([][]byte) error, try func([]byte) (int, error)) {
 	var deadline time.Time
-	return func(frames [][]byte) error {
+	arm := func() {
 		if timeout > 0 {
 			if now := time.Now(); deadline.Sub(now) < timeout*3/4 {
 				deadline = now.Add(timeout)
 				_ = c.SetWriteDeadline(deadline)
 			}
 		}
+	}
+	write = func(frames [][]byte) error {
+		arm()
 		bufs := net.Buffers(frames)
 		_, err := bufs.WriteTo(c)
 		return err
 	}
+	if raw := rawWriter(c); raw != nil {
+		try = func(b []byte) (int, error) {
+			arm()
+			return raw(b)
+		}
+	}
+	return write, try
 }

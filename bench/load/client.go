@@ -38,7 +38,7 @@ type Target struct {
 	Token string
 	// Channels are the client-facing channel names to subscribe to.
 	Channels []string
-	// TokenFor, when set, gives each Centrifugo connection its own token
+	// TokenFor, when set, gives each connection its own token (its own user)
 	// (e.g. a user per connection, under a per-user connection limit).
 	TokenFor func() string
 }
@@ -170,10 +170,14 @@ func (c *Client) pusherHandshake(ctx context.Context, d *Dialer, t Target) error
 	if err := json.Unmarshal([]byte(s), &est); err != nil {
 		return fmt.Errorf("pusher: handshake data: %w", err)
 	}
+	tok := t.Token
+	if t.TokenFor != nil {
+		tok = t.TokenFor()
+	}
 	for _, ch := range t.Channels {
 		sub := map[string]any{"channel": ch}
 		if strings.HasPrefix(ch, "private-") {
-			auth, err := d.pusherAuth(ctx, t, est.SocketID, ch)
+			auth, err := d.pusherAuth(ctx, t.AuthURL, tok, est.SocketID, ch)
 			if err != nil {
 				return err
 			}
@@ -199,14 +203,14 @@ func (c *Client) pusherHandshake(ctx context.Context, d *Dialer, t Target) error
 	return nil
 }
 
-func (d *Dialer) pusherAuth(ctx context.Context, t Target, socketID, channel string) (string, error) {
+func (d *Dialer) pusherAuth(ctx context.Context, authURL, token, socketID, channel string) (string, error) {
 	body, _ := json.Marshal(map[string]string{"socket_id": socketID, "channel_name": channel})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.AuthURL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, authURL, bytes.NewReader(body))
 	if err != nil {
 		return "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+t.Token)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := d.http.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("pusher: auth: %w", err)

@@ -58,8 +58,10 @@ func (r *runner) start(ctx context.Context, kind, store string) (*server, error)
 	return startSwitchboard(ctx, startOpts{bin: r.o.bin, store: store, pgURL: r.o.pgURL, logLevel: "warn"})
 }
 
-// measure publishes on pool's server for d at rate and returns the row.
-func (r *runner) measure(ctx context.Context, srv *server, pool *load.Pool, scenario, name string, rate float64, d time.Duration) row {
+// measure publishes on pool's server for d at rate and returns the row;
+// want is the number of subscribers the scenario asked for (a row with
+// fewer connected is flagged and fails its targets).
+func (r *runner) measure(ctx context.Context, srv *server, pool *load.Pool, scenario, name string, want int, rate float64, d time.Duration) row {
 	subs := pool.Alive()
 	rec := load.NewRecorder(int(rate*d.Seconds()*1.2) + 16)
 	pool.Rec.Store(rec)
@@ -74,7 +76,7 @@ func (r *runner) measure(ctx context.Context, srv *server, pool *load.Pool, scen
 	pool.Rec.Store(nil)
 	res := rec.Result(subs)
 	x := row{scenario: scenario, server: name, subs: subs, rate: rate, attempted: attempted, res: res, use: u,
-		pubErrs: pub.Errors.Load(), skipped: pub.Skipped.Load(), alive: pool.Alive()}
+		pubErrs: pub.Errors.Load(), skipped: pub.Skipped.Load(), alive: pool.Alive(), want: want}
 	if err := pub.FirstErr(); err != nil {
 		x.note = append(x.note, "publish error: "+trim(err.Error(), 80))
 	}
@@ -170,7 +172,7 @@ func (r *runner) fanoutOne(ctx context.Context, c contender, rep int, runs map[s
 		}
 		time.Sleep(time.Second)
 		r.log.Info("fanout", "server", c.name, "size", z.String(), "rep", rep+1)
-		x := r.measure(ctx, srv, pool, "fanout "+z.String(), c.name, z.rate, r.o.duration)
+		x := r.measure(ctx, srv, pool, "fanout "+z.String(), c.name, z.subs, z.rate, r.o.duration)
 		runs[c.name+"|"+z.String()] = append(runs[c.name+"|"+z.String()], x)
 		if rep == 0 && z.subs == r.o.satSubs && r.o.satStep > 0 && r.o.satWho[c.name] {
 			r.saturation(ctx, srv, pool, c.name, z.subs)
@@ -191,10 +193,10 @@ func (r *runner) saturation(ctx context.Context, srv *server, pool *load.Pool, n
 			break
 		}
 		time.Sleep(time.Second)
-		x := r.measure(ctx, srv, pool, "saturation step", name, rate, r.o.satStep)
+		x := r.measure(ctx, srv, pool, "saturation step", name, subs, rate, r.o.satStep)
 		r.log.Info("saturation step", "server", name, "rate", rate, "deliv/s", int(x.delivPerSec()),
 			"last_p99", x.res.Last.P99, "loss", x.res.Loss(), "busy", fmt.Sprintf("%.0f%%", 100*x.use.BusyShare()))
-		if x.res.Last.P99 >= 500*time.Millisecond || x.res.Delivered < x.res.Expected || x.pubErrs > 0 || x.skipped > 0 || x.res.Events == 0 {
+		if x.res.Last.P99 >= 500*time.Millisecond || x.res.Delivered < x.res.Expected || x.pubErrs > 0 || x.skipped > 0 || x.res.Events == 0 || x.short() {
 			failed = fmt.Sprintf("failed at %g/s: last p99 %s, delivered %d/%d, publish errors %d", rate, ms(x.res.Last.P99), x.res.Delivered, x.res.Expected, x.pubErrs)
 			break
 		}
@@ -231,7 +233,7 @@ func (r *runner) commitToScreen(ctx context.Context) error {
 		}
 		for _, rate := range r.o.c2sRates {
 			time.Sleep(time.Second)
-			x := r.measure(ctx, srv, pool, fmt.Sprintf("commit-to-screen %s", store), "switchboard/pusher", rate, r.o.c2sFor)
+			x := r.measure(ctx, srv, pool, fmt.Sprintf("commit-to-screen %s", store), "switchboard/pusher", r.o.c2sSubs, rate, r.o.c2sFor)
 			r.add(x)
 		}
 		pool.Close()
@@ -390,7 +392,7 @@ func (r *runner) churn(ctx context.Context) error {
 			}()
 		}
 	}()
-	x := r.measure(ctx, srv, stay, fmt.Sprintf("churn %g/s for %s", r.o.churnRate, r.o.churnFor), "switchboard/pusher", r.o.churnPubRate, r.o.churnFor)
+	x := r.measure(ctx, srv, stay, fmt.Sprintf("churn %g/s for %s", r.o.churnRate, r.o.churnFor), "switchboard/pusher", r.o.churnStayers, r.o.churnPubRate, r.o.churnFor)
 	stop()
 	wg.Wait()
 	time.Sleep(r.o.churnSettle)

@@ -217,6 +217,16 @@ func (s *server) hasCentrifugo() bool {
 // target returns the subscription target for proto on channels (canonical names).
 func (s *server) target(proto load.Protocol, channels ...string) load.Target {
 	t := load.Target{Protocol: proto, Token: s.token}
+	if s.kind == "switchboard" {
+		// One user per connection, as on a real dashboard: Switchboard
+		// limits connections per user (100 by default) across protocols;
+		// the peer has no such limit.
+		var n atomic.Int64
+		t.TokenFor = func() string {
+			tok, _ := mintToken(benchSecret, fmt.Sprintf("bench-%d", n.Add(1)))
+			return tok
+		}
+	}
 	switch proto {
 	case load.Pusher:
 		t.WSURL = "ws://" + s.addr + "/app/app-key?protocol=7&client=switchboard-bench&version=8.0"
@@ -227,15 +237,6 @@ func (s *server) target(proto load.Protocol, channels ...string) load.Target {
 	case load.Centrifugo:
 		t.WSURL = "ws://" + s.addr + "/connection/websocket"
 		t.Channels = channels
-		if s.kind == "switchboard" {
-			// One user per connection: Switchboard limits connections per
-			// user across protocols (the peer has no such limit).
-			var n atomic.Int64
-			t.TokenFor = func() string {
-				tok, _ := mintToken(benchSecret, fmt.Sprintf("bench-%d", n.Add(1)))
-				return tok
-			}
-		}
 	}
 	return t
 }

@@ -157,6 +157,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	case err := <-serveErr:
 		stopRelay()
 		wg.Wait()
+		_ = broker.Close(context.Background())
 		return fmt.Errorf("http server: %w", err)
 	}
 	log.Info("shutting down")
@@ -167,9 +168,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("http shutdown", "err", err)
 	}
-	// 2. Stop the relay: it commits the position of what it forwarded.
+	// 2. Stop the relay: it commits the position of what it forwarded;
+	//    the broker then fans out what it had queued.
 	stopRelay()
 	wg.Wait()
+	if err := broker.Close(sctx); err != nil {
+		log.Warn("broker close", "err", err)
+	}
 	// 3. Close WebSockets with "reconnect" codes.
 	pa.Shutdown(sctx)
 	ca.Shutdown(sctx)

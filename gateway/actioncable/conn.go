@@ -62,8 +62,10 @@ var _ gateway.Subscriber = (*subscription)(nil)
 
 func newConn(a *Adapter, ws *websocket.Conn) *conn {
 	c := &conn{a: a, id: newConnID(), ws: ws, subs: map[string]*subscription{}}
+	write, try := gateway.NetIO(ws.NetConn(), a.cfg.WriteTimeout)
 	c.w = gateway.NewWriter(gateway.WriterConfig{
-		Write:    gateway.NetWrite(ws.NetConn(), a.cfg.WriteTimeout),
+		Write:    write,
+		TryWrite: try,
 		MaxQueue: a.cfg.MaxQueue,
 		OnOverflow: func() {
 			a.log.Warn("slow consumer disconnected", "conn", c.id)
@@ -182,11 +184,15 @@ func (c *conn) subscribe(ctx context.Context, identifier string) {
 		return
 	}
 	c.subs[identifier] = s
-	// Confirm before joining the hub, so the confirmation precedes events;
-	// both under c.mu, so a concurrent revoke sees the subscription either
-	// not yet recorded or already in the hub, never half done.
+	// Queue the confirmation, then join the hub, with the writer held: the
+	// confirmation precedes any event, and leaves only once the
+	// subscription is in place. Both under c.mu, so a concurrent revoke
+	// sees the subscription either not yet recorded or already in the hub,
+	// never half done.
+	release := c.w.Hold()
 	c.w.Enqueue(confirmFrame(identifier))
 	c.a.node.Hub.Subscribe(s.stream, s)
+	release()
 	c.mu.Unlock()
 }
 

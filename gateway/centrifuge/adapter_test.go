@@ -37,6 +37,7 @@ func start(t *testing.T, db *domain.DB, tweak func(*centrifuge.Config, *gateway.
 	signer, _ := domain.NewSigner("secret")
 	node := gateway.NewNode(nil, nil)
 	broker := gateway.NewLocalBroker()
+	t.Cleanup(func() { _ = broker.Close(context.Background()) })
 	broker.Subscribe(node.Dispatch)
 	cfg := centrifuge.Config{Signer: signer, DB: db, APIKey: apiKey}
 	if tweak != nil {

@@ -47,8 +47,10 @@ const (
 
 func newConn(a *Adapter, ws *websocket.Conn) *conn {
 	c := &conn{a: a, id: uuid.NewString(), ws: ws, subs: map[string]*subscription{}}
+	write, try := gateway.NetIO(ws.NetConn(), a.cfg.WriteTimeout)
 	c.w = gateway.NewWriter(gateway.WriterConfig{
-		Write:    gateway.NetWrite(ws.NetConn(), a.cfg.WriteTimeout),
+		Write:    write,
+		TryWrite: try,
 		MaxQueue: a.cfg.MaxQueue,
 		OnOverflow: func() {
 			a.log.Warn("slow consumer disconnected", "client", c.id)

@@ -65,8 +65,10 @@ var _ gateway.Subscriber = (*subscription)(nil)
 
 func newConn(a *Adapter, app *App, ws *websocket.Conn) *conn {
 	c := &conn{a: a, app: app, id: newSocketID(), ws: ws, subs: map[string]*subscription{}}
+	write, try := gateway.NetIO(ws.NetConn(), a.cfg.WriteTimeout)
 	c.w = gateway.NewWriter(gateway.WriterConfig{
-		Write:    gateway.NetWrite(ws.NetConn(), a.cfg.WriteTimeout),
+		Write:    write,
+		TryWrite: try,
 		MaxQueue: a.cfg.MaxQueue,
 		OnOverflow: func() {
 			a.log.Warn("slow consumer disconnected", "socket_id", c.id)

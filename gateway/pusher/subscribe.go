@@ -104,6 +104,10 @@ func (c *conn) subscribe(d subscribeData) {
 	c.mu.Unlock()
 	c.a.track(c.app, name, +1)
 
+	// Hold the writer from the confirmation until the hub subscription is
+	// in place: the client sees subscription_succeeded only once events
+	// reach it, and events published meanwhile queue behind it.
+	release := c.w.Hold()
 	if member != nil {
 		first := c.a.node.Presence.Join(hub, c.id, *member)
 		c.w.Enqueue(succeededFrame(name, presenceData(c.a.node.Presence.Members(hub))))
@@ -119,6 +123,7 @@ func (c *conn) subscribe(d subscribeData) {
 	} else {
 		c.a.node.Hub.Subscribe(hub, s)
 	}
+	release()
 	if !info.presence && !info.user {
 		c.a.subscriptionCount(c.app, name, hub)
 	}
