@@ -74,7 +74,7 @@ func setup(t *testing.T, db *domain.DB) *env {
 	node.Hub.Subscribe(domain.ProjectChannel("demo", domain.FamilyAttendees), rec)
 	broker := gateway.NewLocalBroker()
 	t.Cleanup(func() { _ = broker.Close(context.Background()) })
-	broker.Subscribe(node.Dispatch)
+	broker.Subscribe(node.DispatchBatch)
 	relay, err := domain.NewRelay(db, broker.Publish, domain.RelayConfig{Logger: log})
 	if err != nil {
 		t.Fatal(err)

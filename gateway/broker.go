@@ -14,15 +14,18 @@ type Broker interface {
 	// Publish hands env over for every subscriber. Once it returns nil the
 	// event is the broker's to deliver and the relay may ack it.
 	Publish(ctx context.Context, env domain.Envelope) error
-	// Subscribe registers fn for every later event.
-	Subscribe(fn func(domain.Envelope))
+	// Subscribe registers fn for every later event. Events come in order,
+	// one or more at a time (a backlog is handed over together); fn must
+	// not keep the slice.
+	Subscribe(fn func([]domain.Envelope))
 }
 
 // ErrBrokerClosed is returned by Publish after Close.
 var ErrBrokerClosed = errors.New("broker closed")
 
 // LocalBroker is the in-process broker of a single node. Publish queues the
-// event and one goroutine calls the subscribers in order.
+// event and one goroutine calls the subscribers in order, with everything
+// queued so far (up to MaxBrokerBatch events) in one call.
 //
 // Why not call them inline: the relay publishes from inside its outbox
 // transaction (watermill acks before it commits), and on SQLite that
@@ -32,7 +35,7 @@ var ErrBrokerClosed = errors.New("broker closed")
 // durable as one in a connection's write queue.
 type LocalBroker struct {
 	mu     sync.RWMutex
-	subs   []func(domain.Envelope)
+	subs   []func([]domain.Envelope)
 	queue  chan domain.Envelope
 	stop   chan struct{}
 	done   chan struct{}
@@ -42,6 +45,11 @@ type LocalBroker struct {
 // DefaultBrokerQueue is how many events may wait for fan-out before
 // Publish blocks (and with it the relay: back-pressure, not loss).
 const DefaultBrokerQueue = 4096
+
+// MaxBrokerBatch is the most events handed to subscribers in one call. A
+// batch is written to each connection at once, so larger batches save
+// syscalls but hold the first event back while the rest are queued.
+const MaxBrokerBatch = 16
 
 // NewLocalBroker returns an empty in-process broker with its delivery
 // goroutine running; Close stops it.
@@ -57,16 +65,19 @@ func NewLocalBroker() *LocalBroker {
 
 func (b *LocalBroker) run() {
 	defer close(b.done)
+	batch := make([]domain.Envelope, 0, MaxBrokerBatch)
 	for {
 		select {
 		case env := <-b.queue:
-			b.deliver(env)
+			batch = b.collect(append(batch[:0], env))
+			b.deliver(batch)
 		case <-b.stop:
 			// Deliver what was accepted before Close.
 			for {
 				select {
 				case env := <-b.queue:
-					b.deliver(env)
+					batch = b.collect(append(batch[:0], env))
+					b.deliver(batch)
 				default:
 					return
 				}
@@ -75,13 +86,27 @@ func (b *LocalBroker) run() {
 	}
 }
 
-func (b *LocalBroker) deliver(env domain.Envelope) {
+// collect adds whatever else is already queued, up to MaxBrokerBatch.
+func (b *LocalBroker) collect(batch []domain.Envelope) []domain.Envelope {
+	for len(batch) < MaxBrokerBatch {
+		select {
+		case env := <-b.queue:
+			batch = append(batch, env)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+func (b *LocalBroker) deliver(batch []domain.Envelope) {
 	b.mu.RLock()
 	subs := b.subs
 	b.mu.RUnlock()
 	for _, fn := range subs {
-		fn(env)
+		fn(batch)
 	}
+	clear(batch)
 }
 
 // Publish implements Broker: it queues env, waiting while the queue is
@@ -115,10 +140,10 @@ func (b *LocalBroker) Close(ctx context.Context) error {
 }
 
 // Subscribe implements Broker.
-func (b *LocalBroker) Subscribe(fn func(domain.Envelope)) {
+func (b *LocalBroker) Subscribe(fn func([]domain.Envelope)) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.subs = append(append([]func(domain.Envelope){}, b.subs...), fn)
+	b.subs = append(append([]func([]domain.Envelope){}, b.subs...), fn)
 }
 
 var _ Broker = (*LocalBroker)(nil)

@@ -43,19 +43,26 @@ func TestLocalBroker(t *testing.T) {
 			}
 		}},
 		{"a full queue pushes back instead of dropping", func(t *testing.T, b *gateway.LocalBroker, got <-chan string, release chan struct{}) {
-			ctx := context.Background()
-			for i := range gateway.DefaultBrokerQueue + 1 { // one in delivery, the rest queued
-				if err := b.Publish(ctx, domain.Envelope{ID: fmt.Sprint(i)}); err != nil {
+			// The subscriber is stuck on the first batch: the queue fills,
+			// then Publish waits (here until its deadline) instead of
+			// dropping or growing.
+			accepted := 0
+			for ; ; accepted++ {
+				ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+				err := b.Publish(ctx, domain.Envelope{ID: fmt.Sprint(accepted)})
+				cancel()
+				if errors.Is(err, context.DeadlineExceeded) {
+					break
+				}
+				if err != nil {
 					t.Fatal(err)
 				}
 			}
-			short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-			defer cancel()
-			if err := b.Publish(short, domain.Envelope{ID: "over"}); !errors.Is(err, context.DeadlineExceeded) {
-				t.Fatalf("publish into a full queue: %v, want to wait until the deadline", err)
+			if lo, hi := gateway.DefaultBrokerQueue, gateway.DefaultBrokerQueue+gateway.MaxBrokerBatch; accepted < lo || accepted > hi {
+				t.Fatalf("accepted %d events before pushing back, want %d..%d", accepted, lo, hi)
 			}
 			close(release)
-			for i := range gateway.DefaultBrokerQueue + 1 {
+			for i := range accepted {
 				if id := <-got; id != fmt.Sprint(i) {
 					t.Fatalf("event %d arrived as %s", i, id)
 				}
@@ -86,12 +93,21 @@ func TestLocalBroker(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := gateway.NewLocalBroker()
-			t.Cleanup(func() { _ = b.Close(context.Background()) })
-			got := make(chan string, gateway.DefaultBrokerQueue+16)
+			got := make(chan string, gateway.DefaultBrokerQueue+gateway.MaxBrokerBatch+1)
 			release := make(chan struct{})
-			b.Subscribe(func(env domain.Envelope) {
+			t.Cleanup(func() {
+				select {
+				case <-release:
+				default:
+					close(release) // a failed case must not leave Close waiting
+				}
+				_ = b.Close(context.Background())
+			})
+			b.Subscribe(func(envs []domain.Envelope) {
 				<-release
-				got <- env.ID
+				for _, env := range envs {
+					got <- env.ID
+				}
 			})
 			tt.run(t, b, got, release)
 		})

@@ -42,10 +42,10 @@ type Hub struct {
 const minPart = 512
 
 type fanJob struct {
-	m    *Message
-	subs []Subscriber
-	n    *atomic.Int64
-	wg   *sync.WaitGroup
+	fn     func(lo, hi int) int
+	lo, hi int
+	sum    *atomic.Int64
+	wg     *sync.WaitGroup
 }
 
 // Hook observes channel life; the gateway uses it for occupancy-driven
@@ -164,32 +164,52 @@ func (h *Hub) Unsubscribe(channel string, s Subscriber) bool {
 // order.
 func (h *Hub) Publish(m *Message) int {
 	subs := h.Subscribers(m.Channel)
-	parts := min(h.parts, len(subs)/minPart)
+	return h.parallel(len(subs), func(lo, hi int) int { return deliverAll(m, subs[lo:hi]) })
+}
+
+// Flush writes everything batch b queued, one write per connection, in
+// parallel like Publish.
+func (h *Hub) Flush(b *Batch) {
+	ws := b.take()
+	h.parallel(len(ws), func(lo, hi int) int {
+		for _, w := range ws[lo:hi] {
+			w.flushBatch()
+		}
+		return 0
+	})
+}
+
+// parallel runs fn over [0, n) split into up to GOMAXPROCS parts of at
+// least minPart, one on the caller and the rest on the hub's helpers, and
+// returns the sum of the results once all are done.
+func (h *Hub) parallel(n int, fn func(lo, hi int) int) int {
+	parts := min(h.parts, n/minPart)
 	if parts < 2 {
-		return deliverAll(m, subs)
+		return fn(0, n)
 	}
 	h.fanStart.Do(func() {
 		h.fanJobs = make(chan fanJob)
 		for range h.parts - 1 {
 			go func() {
 				for j := range h.fanJobs {
-					j.n.Add(int64(deliverAll(j.m, j.subs)))
+					j.sum.Add(int64(j.fn(j.lo, j.hi)))
 					j.wg.Done()
 				}
 			}()
 		}
 	})
-	var n atomic.Int64
+	var sum atomic.Int64
 	var wg sync.WaitGroup
-	size := (len(subs) + parts - 1) / parts
-	for len(subs) > size {
+	size := (n + parts - 1) / parts
+	hi := n
+	for hi > size {
 		wg.Add(1)
-		h.fanJobs <- fanJob{m: m, subs: subs[len(subs)-size:], n: &n, wg: &wg}
-		subs = subs[:len(subs)-size]
+		h.fanJobs <- fanJob{fn: fn, lo: hi - size, hi: hi, sum: &sum, wg: &wg}
+		hi -= size
 	}
-	n.Add(int64(deliverAll(m, subs)))
+	sum.Add(int64(fn(0, hi)))
 	wg.Wait()
-	return int(n.Load())
+	return int(sum.Load())
 }
 
 func deliverAll(m *Message, subs []Subscriber) int {

@@ -35,6 +35,9 @@ type Message struct {
 	// presence client events). Read-only once published.
 	Tags map[string]string
 
+	// batch is set when m is dispatched as part of a backlog (see Batch).
+	batch *Batch
+
 	mu     sync.Mutex
 	first  frameEntry
 	frames []frameEntry

@@ -39,9 +39,10 @@ type Writer struct {
 	queue   [][]byte
 	spare   [][]byte
 	running bool
-	held    int  // Hold depth: frames queue but nothing is written
-	closed  bool // no more frames accepted
-	final   bool // close after the queue drains
+	held    int    // Hold depth: frames queue but nothing is written
+	batch   *Batch // the batch whose Flush will write the queue, if any
+	closed  bool   // no more frames accepted
+	final   bool   // close after the queue drains
 	done    chan struct{}
 }
 
@@ -60,20 +61,10 @@ func NewWriter(cfg WriterConfig) *Writer {
 // queue overflowed (the connection is then being dropped).
 func (w *Writer) Enqueue(frame []byte) bool {
 	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
+	if !w.admit() {
 		return false
 	}
-	if len(w.queue) >= w.cfg.MaxQueue {
-		w.closed = true
-		w.queue = nil
-		w.mu.Unlock()
-		if w.cfg.OnOverflow != nil {
-			go w.cfg.OnOverflow()
-		}
-		return false
-	}
-	if !w.running && w.held == 0 && w.cfg.TryWrite != nil {
+	if !w.running && w.held == 0 && len(w.queue) == 0 && w.cfg.TryWrite != nil {
 		// Nothing queued and no drain running: write inline. running keeps
 		// other callers queueing behind this frame meanwhile.
 		w.running = true
@@ -90,6 +81,86 @@ func (w *Writer) Enqueue(frame []byte) bool {
 		go w.drain()
 	}
 	return true
+}
+
+// admit checks, with mu held, that one more frame may be queued. When not,
+// it releases mu (and on overflow schedules OnOverflow) and reports false.
+func (w *Writer) admit() bool {
+	if w.closed {
+		w.mu.Unlock()
+		return false
+	}
+	if len(w.queue) >= w.cfg.MaxQueue {
+		w.closed = true
+		w.queue = nil
+		w.mu.Unlock()
+		if w.cfg.OnOverflow != nil {
+			go w.cfg.OnOverflow()
+		}
+		return false
+	}
+	return true
+}
+
+// Deliver queues a hub message's frame. Outside a batch it is Enqueue.
+// Inside one (m was dispatched with a backlog of events behind it) an idle
+// writer only queues the frame and joins the batch; the batch's Flush then
+// writes every event queued for this connection with one write. Under
+// load this is what keeps the cost at one syscall per connection per
+// batch instead of per event.
+func (w *Writer) Deliver(m *Message, frame []byte) bool {
+	b := m.batch
+	if b == nil {
+		return w.Enqueue(frame)
+	}
+	w.mu.Lock()
+	if !w.admit() {
+		return false
+	}
+	if w.batch == nil && !w.running && w.held == 0 && len(w.queue) == 0 {
+		if !b.add(w) {
+			// The batch was already flushed (a late redelivery).
+			w.mu.Unlock()
+			return w.Enqueue(frame)
+		}
+		w.batch = b
+	}
+	// Otherwise a drain, a hold or an earlier batch will write it.
+	w.queue = append(w.queue, frame)
+	w.mu.Unlock()
+	return true
+}
+
+// flushBatch writes what a batch queued, as one non-blocking write when
+// possible; the rest goes to the drain goroutine.
+func (w *Writer) flushBatch() {
+	w.mu.Lock()
+	w.batch = nil
+	if w.running || w.held > 0 || len(w.queue) == 0 {
+		w.mu.Unlock()
+		return // someone else writes the queue
+	}
+	w.running = true
+	if w.cfg.TryWrite == nil {
+		w.mu.Unlock()
+		go w.drain()
+		return
+	}
+	buf := w.queue[0]
+	if len(w.queue) > 1 {
+		n := 0
+		for _, f := range w.queue {
+			n += len(f)
+		}
+		buf = make([]byte, 0, n)
+		for _, f := range w.queue {
+			buf = append(buf, f...)
+		}
+	}
+	clear(w.queue)
+	w.queue = w.queue[:0]
+	w.mu.Unlock()
+	w.inline(buf)
 }
 
 // Hold stops frames from leaving until release is called; they queue in

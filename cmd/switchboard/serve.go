@@ -71,7 +71,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	// Community: chat answers the gateway's room-membership questions.
 	chatStore := chat.NewStore(db)
 	node := gateway.NewNode(&gateway.Authorizer{Membership: chatStore}, log)
-	broker.Subscribe(node.Dispatch)
+	broker.Subscribe(node.DispatchBatch)
 	relay, err := domain.NewRelay(db, broker.Publish, domain.RelayConfig{
 		PollInterval: cfg.PollInterval, Retention: cfg.Retention, Logger: log,
 	})

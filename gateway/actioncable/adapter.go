@@ -207,23 +207,31 @@ func (a *Adapter) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		cn.reject(ReasonTooManyConns, false)
 		return
 	}
-	defer a.node.Users.Release(claims.Subject, cn.id)
 
 	a.mu.Lock()
 	if a.shut {
 		a.mu.Unlock()
+		a.node.Users.Release(claims.Subject, cn.id)
 		cn.reject(ReasonServerRestart, true)
 		return
 	}
 	a.conns[cn.id] = cn
 	a.mu.Unlock()
-	defer func() {
-		a.mu.Lock()
-		delete(a.conns, cn.id)
-		a.mu.Unlock()
-	}()
 	a.beatOnce.Do(func() { go a.heartbeat() })
-	cn.run(r.Context())
+	// Read on a goroutine of our own and return: while the handler runs,
+	// net/http keeps its per-request bufio reader and writer alive (about
+	// 8 KB per idle connection). The request's context ends when the
+	// handler returns, so the connection keeps only its values.
+	ctx := context.WithoutCancel(r.Context())
+	go func() {
+		defer func() {
+			a.mu.Lock()
+			delete(a.conns, cn.id)
+			a.mu.Unlock()
+			a.node.Users.Release(claims.Subject, cn.id)
+		}()
+		cn.run(ctx)
+	}()
 }
 
 func offers(r *http.Request, proto string) bool {

@@ -55,7 +55,7 @@ type subscription struct {
 func (s *subscription) ConnID() string { return s.c.id }
 
 func (s *subscription) Deliver(m *gateway.Message) {
-	s.c.w.Enqueue(m.Frame(s.key, func(m *gateway.Message) []byte { return broadcastFrame(s.identifier, m) }))
+	s.c.w.Deliver(m, m.Frame(s.key, func(m *gateway.Message) []byte { return broadcastFrame(s.identifier, m) }))
 }
 
 var _ gateway.Subscriber = (*subscription)(nil)

@@ -197,12 +197,17 @@ func (a *Adapter) serveWS(c echo.Context) error {
 	}
 	a.conns[cn.id] = cn
 	a.mu.Unlock()
-	defer func() {
-		a.mu.Lock()
-		delete(a.conns, cn.id)
-		a.mu.Unlock()
+	// Read on a goroutine of our own and return: while the handler runs,
+	// net/http keeps its per-request bufio reader and writer alive (about
+	// 8 KB per idle connection).
+	go func() {
+		defer func() {
+			a.mu.Lock()
+			delete(a.conns, cn.id)
+			a.mu.Unlock()
+		}()
+		cn.run()
 	}()
-	cn.run()
 	return nil
 }
 

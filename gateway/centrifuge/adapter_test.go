@@ -38,7 +38,7 @@ func start(t *testing.T, db *domain.DB, tweak func(*centrifuge.Config, *gateway.
 	node := gateway.NewNode(nil, nil)
 	broker := gateway.NewLocalBroker()
 	t.Cleanup(func() { _ = broker.Close(context.Background()) })
-	broker.Subscribe(node.Dispatch)
+	broker.Subscribe(node.DispatchBatch)
 	cfg := centrifuge.Config{Signer: signer, DB: db, APIKey: apiKey}
 	if tweak != nil {
 		tweak(&cfg, node)

@@ -59,7 +59,7 @@ func (s *subscription) send(m *gateway.Message) {
 		return gateway.TextFrame(b)
 	})
 	if f != nil {
-		s.c.w.Enqueue(f)
+		s.c.w.Deliver(m, f)
 	}
 }
 

@@ -58,7 +58,7 @@ func (s *subscription) Deliver(m *gateway.Message) {
 	if m.Tags != nil && m.Tags[tagControl] != "" {
 		return // adapter instructions (terminate) are handled by the interceptor
 	}
-	s.c.w.Enqueue(m.Frame(s.key, func(m *gateway.Message) []byte { return eventFrame(s.name, m) }))
+	s.c.w.Deliver(m, m.Frame(s.key, func(m *gateway.Message) []byte { return eventFrame(s.name, m) }))
 }
 
 var _ gateway.Subscriber = (*subscription)(nil)

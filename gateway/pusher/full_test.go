@@ -67,7 +67,7 @@ func newFull(t *testing.T, o fullOpts) *full {
 	if o.db != nil {
 		broker := gateway.NewLocalBroker()
 		t.Cleanup(func() { _ = broker.Close(context.Background()) })
-		broker.Subscribe(node.Dispatch)
+		broker.Subscribe(node.DispatchBatch)
 		relay, err := domain.NewRelay(o.db, broker.Publish, domain.RelayConfig{PollInterval: 100 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
