@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/centrifugal/protocol"
@@ -16,8 +17,8 @@ import (
 	"switchboard/gateway"
 )
 
-// conn is one centrifuge-js connection. The echo handler goroutine reads
-// and handles commands in order; the gateway.Writer writes (every frame,
+// conn is one centrifuge-js connection. Its own goroutine reads, an Inbox
+// handles the commands in order; the gateway.Writer writes (every frame,
 // control frames included, goes through it because frames are written
 // straight to the socket).
 type conn struct {
@@ -36,6 +37,8 @@ type conn struct {
 	pongSeen  bool
 	expTimer  *time.Timer
 	userTaken bool // holds a node.Users slot
+
+	stopped atomic.Bool // a command closed the connection: handle no more
 }
 
 // Timer phases of a connection.
@@ -87,9 +90,17 @@ func (c *conn) run() {
 	c.phase = phaseStale
 	c.timer = time.AfterFunc(c.a.cfg.StaleDelay, c.onTimer)
 	c.mu.Unlock()
+	// Commands run off the read loop (see gateway.Inbox): this goroutine
+	// lives as long as the connection, and a small stack is most of an
+	// idle connection's cost.
+	in := gateway.NewInbox(c.handleFrame)
 	defer c.cleanup()
+	defer in.Wait() // no command may subscribe after cleanup
 	max := c.a.cfg.MaxFrameSize
 	for {
+		if c.stopped.Load() {
+			return
+		}
 		_, r, err := c.ws.NextReader()
 		if err != nil {
 			return
@@ -108,16 +119,28 @@ func (c *conn) run() {
 			_, _ = io.Copy(io.Discard, io.LimitReader(r, 1<<20))
 			return
 		}
-		cmds, err := DecodeCommands(data, max)
-		if err != nil {
-			c.a.log.Debug("bad frame", "client", c.id, "err", err)
-			c.closeWith(DisconnectBadRequest)
+		in.Push(data)
+	}
+}
+
+// handleFrame decodes and runs one frame's commands (on the Inbox's
+// goroutine). After a command that closes the connection nothing more is
+// handled; the read loop ends when the socket closes.
+func (c *conn) handleFrame(data []byte) {
+	if c.stopped.Load() {
+		return
+	}
+	cmds, err := DecodeCommands(data, c.a.cfg.MaxFrameSize)
+	if err != nil {
+		c.a.log.Debug("bad frame", "client", c.id, "err", err)
+		c.stopped.Store(true)
+		c.closeWith(DisconnectBadRequest)
+		return
+	}
+	for _, cmd := range cmds {
+		if !c.handle(cmd) {
+			c.stopped.Store(true)
 			return
-		}
-		for _, cmd := range cmds {
-			if !c.handle(cmd) {
-				return
-			}
 		}
 	}
 }

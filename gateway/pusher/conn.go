@@ -13,7 +13,8 @@ import (
 	"switchboard/gateway"
 )
 
-// conn is one Pusher connection. The echo handler goroutine reads; the
+// conn is one Pusher connection. Its own goroutine reads, an Inbox runs
+// the commands; the
 // gateway.Writer writes (all writes, control frames included, go through it
 // because frames are written straight to the socket).
 type conn struct {
@@ -107,14 +108,19 @@ func (c *conn) run() {
 	c.w.Enqueue(encode(outFrame{Event: evConnectionEstablished,
 		Data: jsonString(map[string]any{"socket_id": c.id, "activity_timeout": activity})}))
 	c.timer = time.AfterFunc(c.app.ActivityTimeout, c.checkIdle)
+	// Commands run off the read loop (see gateway.Inbox): this goroutine
+	// lives as long as the connection, and a small stack is most of an
+	// idle connection's cost.
+	in := gateway.NewInbox(c.handle)
 	defer c.cleanup()
+	defer in.Wait() // no command may subscribe after cleanup
 	for {
 		_, data, err := c.ws.ReadMessage()
 		if err != nil {
 			return
 		}
 		c.touch()
-		c.handle(data)
+		in.Push(data)
 	}
 }
 
