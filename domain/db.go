@@ -52,12 +52,18 @@ type OpenConfig struct {
 	DatabaseURL string
 	// DataDir holds the SQLite file when DatabaseURL is empty.
 	DataDir string
+	// LocalWake says this process runs the relay for its own writes (serve
+	// does): commits wake it in-process, so on PostgreSQL its sessions skip
+	// the outbox trigger's NOTIFY. NOTIFY takes a database-wide lock while a
+	// transaction commits, which serializes committing writers; the other
+	// writers of the database (other processes) still NOTIFY.
+	LocalWake bool
 }
 
 // Open opens the configured store and checks that it answers.
 func Open(ctx context.Context, cfg OpenConfig) (*DB, error) {
 	if cfg.DatabaseURL != "" {
-		return openPostgres(ctx, cfg.DatabaseURL)
+		return openPostgres(ctx, cfg.DatabaseURL, cfg.LocalWake)
 	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = "data"
@@ -93,8 +99,8 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	return db, nil
 }
 
-func openPostgres(ctx context.Context, dsn string) (*DB, error) {
-	sdb, err := sql.Open("postgres", dsn)
+func openPostgres(ctx context.Context, dsn string, localWake bool) (*DB, error) {
+	sdb, err := sql.Open("postgres", poolDSN(dsn, localWake))
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
@@ -110,6 +116,42 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	}
 	return db, nil
 }
+
+// poolDSN adds the pool's session settings to a PostgreSQL DSN (URL or
+// key=value form), unless the DSN sets them itself:
+//   - binary_parameters=yes: lib/pq then sends a statement with its
+//     arguments in one round trip instead of two (prepare, then execute);
+//     about 18% more REST writes/s on the outbox benchmark.
+//   - switchboard.local_wake=on (with localWake): see OpenConfig.LocalWake.
+func poolDSN(dsn string, localWake bool) string {
+	add := map[string]string{"binary_parameters": "yes"}
+	if localWake {
+		add[localWakeSetting] = "on"
+	}
+	if IsPostgresURL(dsn) {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return dsn // sql.Open reports it
+		}
+		q := u.Query()
+		for k, v := range add {
+			if !q.Has(k) {
+				q.Set(k, v)
+			}
+		}
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	for _, k := range []string{"binary_parameters", localWakeSetting} {
+		if v, ok := add[k]; ok && !strings.Contains(dsn, k+"=") {
+			dsn += " " + k + "=" + v
+		}
+	}
+	return dsn
+}
+
+// localWakeSetting is the session setting the outbox trigger reads.
+const localWakeSetting = "switchboard.local_wake"
 
 // IsPostgresURL reports whether s names a PostgreSQL database.
 func IsPostgresURL(s string) bool {

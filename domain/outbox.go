@@ -63,6 +63,21 @@ CREATE TABLE IF NOT EXISTS "watermill_offsets_events" (
 );
 CREATE INDEX IF NOT EXISTS watermill_events_created_at ON "watermill_events" (created_at);
 `,
+}, {
+	// Sessions of a process that wakes its own relay skip NOTIFY (see
+	// OpenConfig.LocalWake); everyone else still wakes the relay.
+	Module: "outbox", Version: 2,
+	Postgres: `
+CREATE OR REPLACE FUNCTION switchboard_notify_outbox() RETURNS trigger AS $$
+BEGIN
+  IF current_setting('switchboard.local_wake', true) IS DISTINCT FROM 'on' THEN
+    PERFORM pg_notify('switchboard_outbox_' || current_schema(), '');
+  END IF;
+  RETURN NULL;
+END;
+$$ LANGUAGE plpgsql;
+`,
+	SQLite: `SELECT 1;`,
 }}
 
 // schemaAdapters returns the watermill-sql adapters for the dialect.
