@@ -20,36 +20,71 @@ type benchConn struct {
 func (c *benchConn) ConnID() string { return c.id }
 
 func (c *benchConn) Deliver(m *Message) {
-	c.w.Enqueue(m.Frame("bench", func(m *Message) []byte { return TextFrame(m.Data) }))
+	c.w.Deliver(m, m.Frame("bench", func(m *Message) []byte { return TextFrame(m.Data) }))
 }
 
-// BenchmarkHubFanout publishes one 300-byte message per op to N subscribers
-// and waits until every Writer has drained it.
+// BenchmarkHubFanout publishes 300-byte messages to N subscribers and waits
+// until every Writer has written them. Modes: "drain" hands each delivery
+// to a drain goroutine (a writer without TryWrite); "inline" writes from
+// the publishing goroutines as the gateway does on sockets; "batch16"
+// dispatches 16 messages as one batch (a backlog), one write per
+// connection per batch.
 func BenchmarkHubFanout(b *testing.B) {
 	data, _ := json.Marshal(map[string]string{"pad": strings.Repeat("x", 290)})
-	for _, n := range []int{100, 1000, 10000} {
-		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
-			h := NewHub()
-			var written atomic.Int64
-			write := func(frames [][]byte) error {
-				written.Add(int64(len(frames)))
-				return nil
-			}
-			for i := range n {
-				h.Subscribe("dashboard.project.bench.attendees", &benchConn{id: fmt.Sprint(i), w: NewWriter(WriterConfig{Write: write})})
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				h.Publish(&Message{Channel: "dashboard.project.bench.attendees", Event: "AttendeeCreated", Data: data})
-			}
-			want := int64(b.N) * int64(n)
-			for written.Load() < want {
-				time.Sleep(20 * time.Microsecond)
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(want), "ns/delivery")
-		})
+	for _, mode := range []string{"drain", "inline", "batch16"} {
+		for _, n := range []int{100, 1000, 10000} {
+			b.Run(fmt.Sprintf("%s/subs=%d", mode, n), func(b *testing.B) {
+				benchFanout(b, mode, n, data)
+			})
+		}
+	}
+}
+
+func benchFanout(b *testing.B, mode string, n int, data []byte) {
+	h := NewHub()
+	var written, writes atomic.Int64
+	cfg := WriterConfig{Write: func(frames [][]byte) error {
+		written.Add(int64(len(frames)))
+		writes.Add(1)
+		return nil
+	}}
+	if mode != "drain" {
+		frameLen := len(TextFrame(data))
+		cfg.TryWrite = func(f []byte) (int, error) {
+			written.Add(int64(len(f) / frameLen)) // a batch's frames come concatenated
+			writes.Add(1)
+			return len(f), nil
+		}
+	}
+	for i := range n {
+		h.Subscribe("dashboard.project.bench.attendees", &benchConn{id: fmt.Sprint(i), w: NewWriter(cfg)})
+	}
+	per := 1
+	if mode == "batch16" {
+		per = 16
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var batch *Batch
+		if per > 1 {
+			batch = &Batch{}
+		}
+		for range per {
+			h.Publish(&Message{Channel: "dashboard.project.bench.attendees", Event: "AttendeeCreated", Data: data, batch: batch})
+		}
+		if batch != nil {
+			h.Flush(batch)
+		}
+	}
+	{
+		want := int64(b.N) * int64(n) * int64(per)
+		for written.Load() < want {
+			time.Sleep(20 * time.Microsecond)
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(want), "ns/delivery")
+		b.ReportMetric(float64(writes.Load())/float64(want), "writes/delivery")
 	}
 }
 
