@@ -183,25 +183,13 @@ func (s *Store) ListGames(ctx context.Context, slug string, page domain.Page) (d
 	if err != nil {
 		return domain.List[Game]{}, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id, project_id, name, created_at FROM games
-WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3`, p.ID, page.After, page.Limit+1)
-	if err != nil {
-		return domain.List[Game]{}, err
-	}
-	defer rows.Close()
-	var out []Game
-	for rows.Next() {
+	return domain.QueryList(ctx, s.db, page, func(r domain.Scanner) (Game, error) {
 		var g Game
-		if err := rows.Scan(&g.ID, &g.ProjectID, &g.Name, &g.CreatedAt); err != nil {
-			return domain.List[Game]{}, err
-		}
+		err := r.Scan(&g.ID, &g.ProjectID, &g.Name, &g.CreatedAt)
 		g.CreatedAt = g.CreatedAt.UTC()
-		out = append(out, g)
-	}
-	if err := rows.Err(); err != nil {
-		return domain.List[Game]{}, err
-	}
-	return domain.NewList(out, page.Limit, func(g Game) int64 { return g.ID }), nil
+		return g, err
+	}, func(g Game) int64 { return g.ID }, `SELECT id, project_id, name, created_at FROM games
+WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3`, p.ID, page.After, page.Limit+1)
 }
 
 // Award grants points and emits PointsAwarded with the new running total.
@@ -252,25 +240,13 @@ func (s *Store) ListAwards(ctx context.Context, slug string, gameID int64, page 
 	if before == 0 {
 		before = 1<<63 - 1
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id, game_id, attendee_id, points, reason, total_points, awarded_at FROM game_awards
-WHERE game_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`, gameID, before, page.Limit+1)
-	if err != nil {
-		return domain.List[Award]{}, err
-	}
-	defer rows.Close()
-	var out []Award
-	for rows.Next() {
+	return domain.QueryList(ctx, s.db, page, func(r domain.Scanner) (Award, error) {
 		var a Award
-		if err := rows.Scan(&a.ID, &a.GameID, &a.AttendeeID, &a.Points, &a.Reason, &a.TotalPoints, &a.AwardedAt); err != nil {
-			return domain.List[Award]{}, err
-		}
+		err := r.Scan(&a.ID, &a.GameID, &a.AttendeeID, &a.Points, &a.Reason, &a.TotalPoints, &a.AwardedAt)
 		a.AwardedAt = a.AwardedAt.UTC()
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return domain.List[Award]{}, err
-	}
-	return domain.NewList(out, page.Limit, func(a Award) int64 { return a.ID }), nil
+		return a, err
+	}, func(a Award) int64 { return a.ID }, `SELECT id, game_id, attendee_id, points, reason, total_points, awarded_at FROM game_awards
+WHERE game_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`, gameID, before, page.Limit+1)
 }
 
 // Leaderboard pages through a game's standings, highest total first. The

@@ -212,24 +212,13 @@ func (s *Store) List(ctx context.Context, page domain.Page) (domain.List[Notific
 	if before == 0 {
 		before = 1<<63 - 1
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+cols+` FROM notifications WHERE member_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`,
-		cl.Subject, before, page.Limit+1)
+	l, err := domain.QueryList(ctx, s.db, page, func(r domain.Scanner) (Notification, error) { return scan(r) },
+		func(n Notification) int64 { return n.ID },
+		`SELECT `+cols+` FROM notifications WHERE member_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`, cl.Subject, before, page.Limit+1)
 	if err != nil {
 		return domain.List[Notification]{}, fmt.Errorf("notifications: list: %w", err)
 	}
-	defer rows.Close()
-	var out []Notification
-	for rows.Next() {
-		n, err := scan(rows)
-		if err != nil {
-			return domain.List[Notification]{}, fmt.Errorf("notifications: list: %w", err)
-		}
-		out = append(out, n)
-	}
-	if err := rows.Err(); err != nil {
-		return domain.List[Notification]{}, fmt.Errorf("notifications: list: %w", err)
-	}
-	return domain.NewList(out, page.Limit, func(n Notification) int64 { return n.ID }), nil
+	return l, nil
 }
 
 // Count returns the bearer's unread count.

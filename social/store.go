@@ -144,25 +144,13 @@ func (s *Store) ListStreams(ctx context.Context, slug string, page domain.Page) 
 	if err != nil {
 		return domain.List[Stream]{}, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id, project_id, name, created_at FROM social_streams
-WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3`, p.ID, page.After, page.Limit+1)
-	if err != nil {
-		return domain.List[Stream]{}, err
-	}
-	defer rows.Close()
-	var out []Stream
-	for rows.Next() {
+	return domain.QueryList(ctx, s.db, page, func(r domain.Scanner) (Stream, error) {
 		var st Stream
-		if err := rows.Scan(&st.ID, &st.ProjectID, &st.Name, &st.CreatedAt); err != nil {
-			return domain.List[Stream]{}, err
-		}
+		err := r.Scan(&st.ID, &st.ProjectID, &st.Name, &st.CreatedAt)
 		st.CreatedAt = st.CreatedAt.UTC()
-		out = append(out, st)
-	}
-	if err := rows.Err(); err != nil {
-		return domain.List[Stream]{}, err
-	}
-	return domain.NewList(out, page.Limit, func(st Stream) int64 { return st.ID }), nil
+		return st, err
+	}, func(st Stream) int64 { return st.ID }, `SELECT id, project_id, name, created_at FROM social_streams
+WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3`, p.ID, page.After, page.Limit+1)
 }
 
 // CreatePost publishes the bearer's post and emits PostCreated.
@@ -259,22 +247,7 @@ func (s *Store) ListPosts(ctx context.Context, slug string, streamID int64, page
 		before = 1<<63 - 1
 	}
 	staff := domain.ClaimsFrom(ctx).Admin
-	rows, err := s.db.QueryContext(ctx, `SELECT `+postCols+` FROM social_posts
+	return domain.QueryList(ctx, s.db, page, func(r domain.Scanner) (Post, error) { return scanPost(r) },
+		func(p Post) int64 { return p.ID }, `SELECT `+postCols+` FROM social_posts
 WHERE stream_id = $1 AND id < $2 AND (hidden_at IS NULL OR $3) ORDER BY id DESC LIMIT $4`, streamID, before, staff, page.Limit+1)
-	if err != nil {
-		return domain.List[Post]{}, err
-	}
-	defer rows.Close()
-	var out []Post
-	for rows.Next() {
-		post, err := scanPost(rows)
-		if err != nil {
-			return domain.List[Post]{}, err
-		}
-		out = append(out, post)
-	}
-	if err := rows.Err(); err != nil {
-		return domain.List[Post]{}, err
-	}
-	return domain.NewList(out, page.Limit, func(p Post) int64 { return p.ID }), nil
 }
