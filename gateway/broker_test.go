@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -110,6 +111,91 @@ func TestLocalBroker(t *testing.T) {
 				}
 			})
 			tt.run(t, b, got, release)
+		})
+	}
+}
+
+// TestLocalBrokerCoalesce checks when the broker holds an event back for the
+// next one: only while events come closer together than Coalesce and the
+// fan-out keeps the node busy at least half of the time in between.
+func TestLocalBrokerCoalesce(t *testing.T) {
+	tests := []struct {
+		name     string
+		coalesce time.Duration
+		every    time.Duration // between publishes
+		work     time.Duration // one delivery call's fan-out
+		events   int
+		// Expectations over the calls after the first five (warm-up).
+		wantPairs bool          // most calls carry two or more events
+		maxWait   time.Duration // otherwise: longest publish → call start
+	}{
+		// Each fan-out ends before the next event arrives, so without
+		// coalescing every call would carry one event.
+		{"busy fan-out pairs events", 200 * time.Millisecond, 40 * time.Millisecond, 25 * time.Millisecond, 30, true, 0},
+		{"zero Coalesce never waits", 0, 40 * time.Millisecond, 25 * time.Millisecond, 20, false, 20 * time.Millisecond},
+		{"light fan-out never waits", 200 * time.Millisecond, 30 * time.Millisecond, 0, 15, false, 20 * time.Millisecond},
+		{"events further apart than Coalesce never wait", 50 * time.Millisecond, 100 * time.Millisecond, 30 * time.Millisecond, 8, false, 25 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := gateway.NewLocalBrokerConfig(gateway.LocalBrokerConfig{Coalesce: tt.coalesce})
+			defer b.Close(context.Background())
+			type call struct {
+				ids   []string
+				start time.Time
+			}
+			calls := make(chan call, tt.events)
+			b.Subscribe(func(envs []domain.Envelope) {
+				c := call{start: time.Now()}
+				for _, env := range envs {
+					c.ids = append(c.ids, env.ID)
+				}
+				time.Sleep(tt.work)
+				calls <- c
+			})
+			sent := make([]time.Time, tt.events)
+			for i := range tt.events {
+				sent[i] = time.Now()
+				if err := b.Publish(context.Background(), domain.Envelope{ID: fmt.Sprint(i)}); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(tt.every)
+			}
+			var got []call
+			for n := 0; n < tt.events; {
+				c := <-calls
+				got = append(got, c)
+				n += len(c.ids)
+			}
+			next, pairs, singles := 0, 0, 0
+			for i, c := range got {
+				for _, id := range c.ids {
+					if id != fmt.Sprint(next) {
+						t.Fatalf("event %d arrived as %s", next, id)
+					}
+					next++
+				}
+				if i < 5 {
+					continue
+				}
+				if len(c.ids) > 1 {
+					pairs++
+				} else {
+					singles++
+				}
+				if tt.maxWait > 0 {
+					first, _ := strconv.Atoi(c.ids[0])
+					if wait := c.start.Sub(sent[first]); wait > tt.maxWait {
+						t.Errorf("event %s waited %v before fan-out, want ≤ %v", c.ids[0], wait, tt.maxWait)
+					}
+				}
+			}
+			if tt.wantPairs && pairs <= singles {
+				t.Errorf("%d calls with several events, %d with one: want mostly several", pairs, singles)
+			}
+			if !tt.wantPairs && tt.maxWait > 0 && pairs > 0 {
+				t.Errorf("%d calls with several events: nothing should have waited", pairs)
+			}
 		})
 	}
 }

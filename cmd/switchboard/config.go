@@ -31,6 +31,10 @@ type config struct {
 	Retention    time.Duration // SWITCHBOARD_OUTBOX_RETENTION, default 24h
 	PollInterval time.Duration // SWITCHBOARD_RELAY_POLL, default 500ms (safety net behind wake-ups)
 	ShutdownWait time.Duration // SWITCHBOARD_SHUTDOWN_TIMEOUT, default 15s
+	// Coalesce is SWITCHBOARD_FANOUT_COALESCE, default 100ms: under sustained
+	// fan-out load, how long an event may wait for the next one so both
+	// leave in one write per connection (gateway.LocalBrokerConfig); 0 = never.
+	Coalesce time.Duration
 
 	// Pusher apps (docs/pusherfull.md).
 	// AppsFile is SWITCHBOARD_APPS_FILE: a YAML or JSON {"apps":[...]} list
@@ -136,6 +140,11 @@ func loadConfig(args []string) (config, error) {
 	}
 	if c.ShutdownWait, err = envDuration("SWITCHBOARD_SHUTDOWN_TIMEOUT", 15*time.Second); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Coalesce, err = envDuration("SWITCHBOARD_FANOUT_COALESCE", 100*time.Millisecond); err != nil {
+		errs = append(errs, err)
+	} else if c.Coalesce < 0 {
+		errs = append(errs, errors.New("SWITCHBOARD_FANOUT_COALESCE must not be negative"))
 	}
 	if c.RealtimeTokenTTL, err = envDuration("SWITCHBOARD_REALTIME_TOKEN_TTL", time.Hour); err != nil {
 		errs = append(errs, err)

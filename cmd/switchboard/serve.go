@@ -67,7 +67,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 
-	broker := gateway.NewLocalBroker()
+	broker := gateway.NewLocalBrokerConfig(gateway.LocalBrokerConfig{Coalesce: cfg.Coalesce})
 	// Community: chat answers the gateway's room-membership questions.
 	chatStore := chat.NewStore(db)
 	node := gateway.NewNode(&gateway.Authorizer{Membership: chatStore}, log)
