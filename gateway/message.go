@@ -7,6 +7,7 @@ package gateway
 import (
 	"encoding/json"
 	"sync"
+	"sync/atomic"
 )
 
 // ClientInfo describes a publishing or present client.
@@ -38,9 +39,12 @@ type Message struct {
 	// batch is set when m is dispatched as part of a backlog (see Batch).
 	batch *Batch
 
+	// first is the first encoding built, read without the lock: nearly
+	// every channel has subscribers of one key only, and the fan-out asks
+	// for it once per subscriber from several goroutines.
+	first  atomic.Pointer[frameEntry]
 	mu     sync.Mutex
-	first  frameEntry
-	frames []frameEntry
+	frames []frameEntry // further encodings, under mu
 }
 
 type frameEntry struct {
@@ -53,10 +57,13 @@ type frameEntry struct {
 // (e.g. the protocol and the client-facing channel name). Safe for
 // concurrent use.
 func (m *Message) Frame(key string, encode func(*Message) []byte) []byte {
+	if f := m.first.Load(); f != nil && f.key == key {
+		return f.frame
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.first.key == key && m.first.frame != nil {
-		return m.first.frame
+	if f := m.first.Load(); f != nil && f.key == key {
+		return f.frame
 	}
 	for _, f := range m.frames {
 		if f.key == key {
@@ -64,8 +71,8 @@ func (m *Message) Frame(key string, encode func(*Message) []byte) []byte {
 		}
 	}
 	b := encode(m)
-	if m.first.frame == nil {
-		m.first = frameEntry{key: key, frame: b}
+	if m.first.Load() == nil {
+		m.first.Store(&frameEntry{key: key, frame: b})
 	} else {
 		m.frames = append(m.frames, frameEntry{key: key, frame: b})
 	}

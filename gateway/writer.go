@@ -69,7 +69,8 @@ func (w *Writer) Enqueue(frame []byte) bool {
 		// other callers queueing behind this frame meanwhile.
 		w.running = true
 		w.mu.Unlock()
-		return w.inline(frame)
+		ok, _ := w.inline(frame)
+		return ok
 	}
 	w.queue = append(w.queue, frame)
 	start := !w.running && w.held == 0
@@ -146,22 +147,38 @@ func (w *Writer) flushBatch() {
 		go w.drain()
 		return
 	}
-	buf := w.queue[0]
-	if len(w.queue) > 1 {
-		n := 0
-		for _, f := range w.queue {
-			n += len(f)
-		}
-		buf = make([]byte, 0, n)
-		for _, f := range w.queue {
-			buf = append(buf, f...)
-		}
+	if len(w.queue) == 1 {
+		buf := w.queue[0]
+		w.queue[0] = nil
+		w.queue = w.queue[:0]
+		w.mu.Unlock()
+		w.inline(buf)
+		return
+	}
+	// Several frames: concatenate them into a pooled buffer for one write.
+	// The buffer goes back to the pool only if the socket took all of it
+	// (otherwise its tail is queued and still referenced).
+	bp := catPool.Get().(*[]byte)
+	buf := (*bp)[:0]
+	for _, f := range w.queue {
+		buf = append(buf, f...)
 	}
 	clear(w.queue)
 	w.queue = w.queue[:0]
 	w.mu.Unlock()
-	w.inline(buf)
+	if _, all := w.inline(buf); all && cap(buf) <= maxPooledCat {
+		*bp = buf[:0]
+		catPool.Put(bp)
+	}
 }
+
+// catPool holds buffers for concatenating a batch's frames: under load every
+// busy connection needs one per batch, and allocating them made the garbage
+// collector a visible share of the fan-out.
+var catPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledCat is the largest buffer kept in catPool.
+const maxPooledCat = 64 << 10
 
 // Hold stops frames from leaving until release is called; they queue in
 // order meanwhile. Adapters hold the writer while they queue a subscribe
@@ -193,13 +210,14 @@ func (w *Writer) Hold() (release func()) {
 
 // inline tries to write frame at once, then hands whatever is left (the
 // frame's unwritten tail, frames queued meanwhile) to a drain goroutine.
-// The caller has set running.
-func (w *Writer) inline(frame []byte) bool {
+// The caller has set running. ok is false when the writer failed; all
+// reports that the socket took the whole frame (nothing references it).
+func (w *Writer) inline(frame []byte) (ok, all bool) {
 	n, err := w.cfg.TryWrite(frame)
 	w.mu.Lock()
 	if err != nil {
 		w.fail(err)
-		return false
+		return false, false
 	}
 	if n < len(frame) {
 		// The rest of this frame must leave before anything queued after it.
@@ -211,11 +229,11 @@ func (w *Writer) inline(frame []byte) bool {
 			close(w.done)
 		}
 		w.mu.Unlock()
-		return true
+		return true, n == len(frame)
 	}
 	w.mu.Unlock()
 	go w.drain()
-	return true
+	return true, n == len(frame)
 }
 
 // fail marks the writer broken after a write error and reports it once.
