@@ -49,6 +49,9 @@ type DB struct {
 
 	stmts     sync.Map // query → *sql.Stmt, see stmt
 	stmtCount atomic.Int32
+
+	projects     sync.Map // slug → Project, see ProjectBySlug
+	projectCount atomic.Int32
 }
 
 // maxStmts bounds the prepared-statement cache: queries are static strings
@@ -221,6 +224,9 @@ type Tx struct {
 	ctx     context.Context
 	db      *DB
 	pending []Envelope
+	// projects were read in this transaction; they join the DB's cache
+	// once it commits (a row this transaction wrote must not leak early).
+	projects []Project
 	// revoke waits for the next emitted envelope: access must end before
 	// that event fans out, so revocations ride on an event, never alone.
 	revoke []Revocation
@@ -281,12 +287,15 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 		return errors.New("domain: revocation without a following event")
 	}
 	if len(tx.pending) > 0 {
-		if err = writeOutbox(stx, db.Dialect, tx.pending); err != nil {
+		if err = writeOutbox(tx, db.Dialect, tx.pending); err != nil {
 			return err
 		}
 	}
 	if err = stx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	for _, p := range tx.projects {
+		db.rememberProject(p)
 	}
 	if len(tx.pending) > 0 {
 		db.signalCommitted()

@@ -53,7 +53,25 @@ func CoreMigrations() []Migration {
 }
 
 // ProjectBySlug loads a project, or a not_found error.
+//
+// Found projects are cached per DB: every project-scoped write starts with
+// this lookup, and projects are never changed or deleted through the API,
+// so the cached row stays right and each write saves a round trip. (A row
+// deleted by hand behind the server's back makes later writes fail on
+// their foreign key instead of answering not_found.)
 func ProjectBySlug(ctx context.Context, q Querier, slug string) (Project, error) {
+	var db *DB
+	switch v := q.(type) {
+	case *DB:
+		db = v
+	case *Tx:
+		db = v.db
+	}
+	if db != nil {
+		if p, ok := db.projects.Load(slug); ok {
+			return p.(Project), nil
+		}
+	}
 	var p Project
 	err := q.QueryRowContext(ctx, `SELECT id, slug, name, created_at FROM projects WHERE slug = $1`, slug).
 		Scan(&p.ID, &p.Slug, &p.Name, &p.CreatedAt)
@@ -64,7 +82,25 @@ func ProjectBySlug(ctx context.Context, q Querier, slug string) (Project, error)
 		return Project{}, err
 	}
 	p.CreatedAt = p.CreatedAt.UTC()
+	switch v := q.(type) {
+	case *DB:
+		v.rememberProject(p)
+	case *Tx:
+		v.projects = append(v.projects, p)
+	}
 	return p, nil
+}
+
+// maxCachedProjects bounds the project cache.
+const maxCachedProjects = 10000
+
+func (db *DB) rememberProject(p Project) {
+	if db.projectCount.Load() >= maxCachedProjects {
+		return
+	}
+	if _, loaded := db.projects.LoadOrStore(p.Slug, p); !loaded {
+		db.projectCount.Add(1)
+	}
 }
 
 // ProjectAccess resolves {slug} for a route and checks the bearer may use it.
