@@ -187,7 +187,12 @@ func (r *Relay) Run(ctx context.Context) error {
 }
 
 func (r *Relay) listen() (*pq.Listener, error) {
+	connected := make(chan struct{})
+	var once sync.Once
 	l := pq.NewListener(r.db.DSN, 100*time.Millisecond, 10*time.Second, func(ev pq.ListenerEventType, err error) {
+		if ev == pq.ListenerEventConnected {
+			once.Do(func() { close(connected) })
+		}
 		if err != nil {
 			r.cfg.Logger.Warn("relay: notify listener", "event", ev, "err", err)
 		}
@@ -196,8 +201,20 @@ func (r *Relay) listen() (*pq.Listener, error) {
 		l.Close()
 		return nil, fmt.Errorf("relay: listen: %w", err)
 	}
+	// The listener connects in the background and Listen returns before
+	// LISTEN is active. Wait for it: the relay's first query must not run
+	// before a commit by another process can wake it, or such a commit
+	// would wait for the poll.
+	select {
+	case <-connected:
+	case <-time.After(listenWait):
+		r.cfg.Logger.Warn("relay: notify listener not connected yet; relying on the poll until it is", "waited", listenWait)
+	}
 	return l, nil
 }
+
+// listenWait bounds the wait for the LISTEN connection at start.
+const listenWait = 5 * time.Second
 
 func (r *Relay) forwardWakes(stop <-chan struct{}, in <-chan struct{}, out chan struct{}) {
 	for {

@@ -166,7 +166,10 @@ func TestNetIOStalledReader(t *testing.T) {
 	server := <-accepted
 	defer server.Close()
 
-	write, try := gateway.NetIO(server, 400*time.Millisecond)
+	// The timeout must outlast building and queueing 16 MB under -race on
+	// a busy machine, or the drain's blocked write times out first.
+	const timeout = 2 * time.Second
+	write, try := gateway.NetIO(server, timeout)
 	if try == nil {
 		t.Skip("no non-blocking write on this platform")
 	}
@@ -176,17 +179,20 @@ func TestNetIOStalledReader(t *testing.T) {
 		TryWrite: try, MaxQueue: 1 << 20,
 		OnError: func(err error) { t.Errorf("write error: %v", err) },
 	})
-	// Let a deadline expire unused first.
-	w.Enqueue([]byte("start"))
-	time.Sleep(500 * time.Millisecond)
-
 	frame := bytes.Repeat([]byte("x"), 4096)
 	var want bytes.Buffer
 	want.WriteString("start")
-	for i := range 4000 { // 16 MB: far beyond loopback socket buffers
+	frames := make([][]byte, 4000) // 16 MB: far beyond loopback socket buffers
+	for i := range frames {
 		f := append([]byte(nil), frame...)
 		copy(f, fmt.Sprintf("%08d", i))
 		want.Write(f)
+		frames[i] = f
+	}
+	// Let a deadline expire unused first.
+	w.Enqueue([]byte("start"))
+	time.Sleep(timeout + 100*time.Millisecond)
+	for _, f := range frames {
 		w.Enqueue(f)
 	}
 	if w.Queued() == 0 && drained.Load() == 0 {
