@@ -287,7 +287,7 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 		return errors.New("domain: revocation without a following event")
 	}
 	if len(tx.pending) > 0 {
-		if err = writeOutbox(tx, db.Dialect, tx.pending); err != nil {
+		if err = writeOutbox(stx, db.Dialect, tx.pending); err != nil {
 			return err
 		}
 	}

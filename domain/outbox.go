@@ -90,7 +90,7 @@ func schemaAdapters(d Dialect) (wmsql.SchemaAdapter, wmsql.OffsetsAdapter) {
 
 // writeOutbox inserts envs into the outbox within tx, through a watermill-sql
 // publisher bound to the transaction (one multi-row INSERT).
-func writeOutbox(tx *Tx, d Dialect, envs []Envelope) error {
+func writeOutbox(tx *sql.Tx, d Dialect, envs []Envelope) error {
 	schema, _ := schemaAdapters(d)
 	pub, err := wmsql.NewPublisher(tx, wmsql.PublisherConfig{SchemaAdapter: schema}, nil)
 	if err != nil {
