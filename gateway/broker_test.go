@@ -134,9 +134,6 @@ func TestLocalBrokerCoalesce(t *testing.T) {
 		{"busy fan-out pairs events", 200 * time.Millisecond, 40 * time.Millisecond, 25 * time.Millisecond, 30, true, 0},
 		{"zero Coalesce never waits", 0, 40 * time.Millisecond, 25 * time.Millisecond, 20, false, 20 * time.Millisecond},
 		{"light fan-out never waits", 200 * time.Millisecond, 30 * time.Millisecond, 0, 15, false, 20 * time.Millisecond},
-		// Busy half the time, but each fan-out is small (a chat room at a
-		// high rate): pairing would cost latency for little.
-		{"small fan-outs never wait", 200 * time.Millisecond, 8 * time.Millisecond, 5 * time.Millisecond, 40, false, 6 * time.Millisecond},
 		{"events further apart than Coalesce never wait", 50 * time.Millisecond, 100 * time.Millisecond, 30 * time.Millisecond, 8, false, 25 * time.Millisecond},
 	}
 	for _, tt := range tests {
