@@ -2,7 +2,10 @@ package domain_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -250,7 +253,28 @@ func TestRelayWokenByNotify(t *testing.T) {
 				t.Fatalf("event %d took %v: the relay was not woken by NOTIFY", i, d)
 			}
 		case <-time.After(5 * time.Second):
-			t.Fatalf("event %d not delivered within 5s with a 10s poll: NOTIFY did not wake the relay", i)
+			t.Fatalf("event %d not delivered within 5s with a 10s poll: NOTIFY did not wake the relay; old transactions: %s", i, oldTransactions(relayDB))
 		}
 	}
+}
+
+// oldTransactions lists transactions open for over a second anywhere in the
+// cluster: they hold back pg_snapshot_xmin, and with it what the relay sees.
+func oldTransactions(db *domain.DB) string {
+	rows, err := db.Query(`SELECT pid, datname, state, now() - xact_start, left(query, 80) FROM pg_stat_activity
+WHERE xact_start < now() - interval '1 second' AND pid <> pg_backend_pid()`)
+	if err != nil {
+		return err.Error()
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var pid int
+		var dat, state, age, q sql.NullString
+		if err := rows.Scan(&pid, &dat, &state, &age, &q); err != nil {
+			return err.Error()
+		}
+		out = append(out, fmt.Sprintf("[%d %s %s %s %q]", pid, dat.String, state.String, age.String, q.String))
+	}
+	return strings.Join(out, " ")
 }
