@@ -63,14 +63,7 @@ func TestLocalWakeSkipsNotify(t *testing.T) {
 	}
 	// Both events reach a relay on the local handle.
 	c := newCollector()
-	r, err := domain.NewRelay(local, c.sink, domain.RelayConfig{PollInterval: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = r.Run(rctx) }()
-	defer func() { cancel(); <-done }()
+	runRelayPolling(t, local, c.sink, 50*time.Millisecond)
 	for range tests {
 		select {
 		case <-c.ch:

@@ -61,11 +61,12 @@ func CoreMigrations() []Migration {
 // their foreign key instead of answering not_found.)
 func ProjectBySlug(ctx context.Context, q Querier, slug string) (Project, error) {
 	var db *DB
+	var tx *Tx
 	switch v := q.(type) {
 	case *DB:
 		db = v
 	case *Tx:
-		db = v.db
+		db, tx = v.db, v
 	}
 	if db != nil {
 		if p, ok := db.projects.Load(slug); ok {
@@ -82,11 +83,11 @@ func ProjectBySlug(ctx context.Context, q Querier, slug string) (Project, error)
 		return Project{}, err
 	}
 	p.CreatedAt = p.CreatedAt.UTC()
-	switch v := q.(type) {
-	case *DB:
-		v.rememberProject(p)
-	case *Tx:
-		v.projects = append(v.projects, p)
+	switch {
+	case tx != nil:
+		tx.projects = append(tx.projects, p)
+	case db != nil:
+		db.rememberProject(p)
 	}
 	return p, nil
 }

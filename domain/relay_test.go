@@ -62,7 +62,13 @@ func (c *collector) count() int {
 
 func runRelay(t *testing.T, db *domain.DB, sink domain.Sink) (stop func()) {
 	t.Helper()
-	r, err := domain.NewRelay(db, sink, domain.RelayConfig{PollInterval: 200 * time.Millisecond})
+	return runRelayPolling(t, db, sink, 200*time.Millisecond)
+}
+
+// runRelayPolling is runRelay with its safety-net poll set to poll.
+func runRelayPolling(t *testing.T, db *domain.DB, sink domain.Sink, poll time.Duration) (stop func()) {
+	t.Helper()
+	r, err := domain.NewRelay(db, sink, domain.RelayConfig{PollInterval: poll})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,14 +239,7 @@ func TestRelayWokenByNotify(t *testing.T) {
 	}
 	defer writer.Close()
 	c := newCollector()
-	r, err := domain.NewRelay(relayDB, c.sink, domain.RelayConfig{PollInterval: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = r.Run(rctx) }()
-	defer func() { cancel(); <-done }()
+	defer runRelayPolling(t, relayDB, c.sink, 10*time.Second)()
 	time.Sleep(300 * time.Millisecond) // let the relay reach its idle wait
 	for i := 0; i < 3; i++ {
 		start := time.Now()

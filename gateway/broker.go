@@ -55,9 +55,9 @@ type LocalBrokerConfig struct {
 	// Coalesce is the longest an event may be held back waiting for the next
 	// one, so that both go out in one write per connection. It only applies
 	// under sustained load: when events arrive less than Coalesce apart and
-	// one fan-out takes at least half the time between two events. Below
-	// that load every event goes out as soon as it arrives. Zero never
-	// waits.
+	// one fan-out takes at least 10 ms and at least half the time between
+	// two events. Below that load every event goes out as soon as it
+	// arrives. Zero never waits.
 	//
 	// Why: a node fanning one event at a time out to thousands of sockets
 	// pays one write syscall per subscriber per event, and on loopback or a
