@@ -52,6 +52,8 @@ type DB struct {
 
 	projects     sync.Map // slug → Project, see ProjectBySlug
 	projectCount atomic.Int32
+
+	idBlocks sync.Map // table → *idBlock, see nextID
 }
 
 // maxStmts bounds the prepared-statement cache: queries are static strings
@@ -216,116 +218,46 @@ func IsPostgresURL(s string) bool {
 	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
 
-// Tx is a store transaction that also collects the events to write to the
-// outbox in the same transaction.
-type Tx struct {
-	*sql.Tx
-	Dialect Dialect
-	ctx     context.Context
-	db      *DB
-	pending []Envelope
-	// projects were read in this transaction; they join the DB's cache
-	// once it commits (a row this transaction wrote must not leak early).
-	projects []Project
-	// revoke waits for the next emitted envelope: access must end before
-	// that event fans out, so revocations ride on an event, never alone.
-	revoke []Revocation
+// idBlock holds ids drawn ahead from one table's sequence.
+type idBlock struct {
+	mu  sync.Mutex
+	ids []int64
 }
 
-// Emit queues events for scope; they are written to the outbox inside this
-// transaction, just before it commits, and delivered only if it commits.
-func (tx *Tx) Emit(scope Scope, events ...Event) error {
-	for _, ev := range events {
-		env, err := NewEnvelope(tx.ctx, scope, ev)
+// idBatch is how many ids nextID draws per round trip. Unused ones are lost
+// when the process stops, like the values of a rolled-back insert.
+const idBatch = 32
+
+// nextID returns a new id for table's "id" column (PostgreSQL), drawing
+// idBatch values of its sequence at once through q.
+func (db *DB) nextID(ctx context.Context, q Querier, table string) (int64, error) {
+	v, _ := db.idBlocks.LoadOrStore(table, &idBlock{})
+	b := v.(*idBlock)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.ids) == 0 {
+		rows, err := q.QueryContext(ctx, `SELECT nextval(pg_get_serial_sequence($1, 'id')) FROM generate_series(1, $2) ORDER BY 1`, table, idBatch)
 		if err != nil {
-			return err
+			return 0, fmt.Errorf("ids for %s: %w", table, err)
 		}
-		env.Revoke, tx.revoke = append(env.Revoke, tx.revoke...), nil
-		tx.pending = append(tx.pending, env)
-	}
-	return nil
-}
-
-// EmitEnvelope queues an already built envelope.
-func (tx *Tx) EmitEnvelope(envs ...Envelope) {
-	if len(envs) > 0 && len(tx.revoke) > 0 {
-		envs[0].Revoke, tx.revoke = append(envs[0].Revoke, tx.revoke...), nil
-	}
-	tx.pending = append(tx.pending, envs...)
-}
-
-// Revoke records that member may no longer read the canonical channel. The
-// revocation travels on the next envelope this transaction emits, and the
-// gateway drops member's live subscriptions before fanning that envelope
-// out. A transaction that revokes must emit an event afterwards, or InTx
-// fails: a silent revocation would leave subscriptions open.
-func (tx *Tx) Revoke(member, channel string) {
-	tx.revoke = append(tx.revoke, Revocation{Member: member, Channel: channel})
-}
-
-// InTx runs fn in one transaction. Rows fn writes and events it emits commit
-// together or not at all; fn's error (or a panic) rolls everything back.
-func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
-	stx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	tx := &Tx{Tx: stx, Dialect: db.Dialect, ctx: ctx, db: db}
-	defer func() {
-		if p := recover(); p != nil {
-			_ = stx.Rollback()
-			panic(p)
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				return 0, fmt.Errorf("ids for %s: %w", table, err)
+			}
+			b.ids = append(b.ids, id)
 		}
-		if err != nil {
-			_ = stx.Rollback()
+		if err := rows.Err(); err != nil {
+			return 0, fmt.Errorf("ids for %s: %w", table, err)
 		}
-	}()
-	if err = fn(tx); err != nil {
-		return err
-	}
-	if len(tx.revoke) > 0 {
-		return errors.New("domain: revocation without a following event")
-	}
-	if len(tx.pending) > 0 {
-		if err = writeOutbox(stx, db.Dialect, tx.pending); err != nil {
-			return err
+		if len(b.ids) == 0 {
+			return 0, fmt.Errorf("ids for %s: no sequence values", table)
 		}
 	}
-	if err = stx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	for _, p := range tx.projects {
-		db.rememberProject(p)
-	}
-	if len(tx.pending) > 0 {
-		db.signalCommitted()
-	}
-	return nil
-}
-
-// QueryRowContext runs query as a cached prepared statement of the
-// transaction's connection (see DB.stmt).
-func (tx *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if st := tx.db.stmt(ctx, query); st != nil {
-		return tx.Tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
-	}
-	return tx.Tx.QueryRowContext(ctx, query, args...)
-}
-
-// QueryContext is QueryRowContext for several rows.
-func (tx *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if st := tx.db.stmt(ctx, query); st != nil {
-		return tx.Tx.StmtContext(ctx, st).QueryContext(ctx, args...)
-	}
-	return tx.Tx.QueryContext(ctx, query, args...)
-}
-
-// ExecContext is QueryRowContext for statements without rows.
-func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if st := tx.db.stmt(ctx, query); st != nil {
-		return tx.Tx.StmtContext(ctx, st).ExecContext(ctx, args...)
-	}
-	return tx.Tx.ExecContext(ctx, query, args...)
+	id := b.ids[0]
+	b.ids = b.ids[1:]
+	return id, nil
 }
 
 func (db *DB) signalCommitted() {

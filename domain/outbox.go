@@ -88,28 +88,27 @@ func schemaAdapters(d Dialect) (wmsql.SchemaAdapter, wmsql.OffsetsAdapter) {
 	return sqliteSchema{}, sqliteOffsets{}
 }
 
-// writeOutbox inserts envs into the outbox within tx, through a watermill-sql
-// publisher bound to the transaction (one multi-row INSERT).
-func writeOutbox(tx *sql.Tx, d Dialect, envs []Envelope) error {
-	schema, _ := schemaAdapters(d)
-	pub, err := wmsql.NewPublisher(tx, wmsql.PublisherConfig{SchemaAdapter: schema}, nil)
-	if err != nil {
-		return fmt.Errorf("outbox: %w", err)
-	}
-	msgs := make([]*message.Message, len(envs))
+// outboxInsert returns the statement that inserts envs into the outbox:
+// the query of watermill-sql's schema adapter for the store (what its
+// Publisher would run), for one multi-row INSERT inside the caller's
+// transaction or fused with its last insert (see Tx.commit).
+func outboxInsert(d Dialect, envs []Envelope) (heldStmt, error) {
+	msgs := make(message.Messages, len(envs))
 	for i, env := range envs {
 		payload, err := json.Marshal(env)
 		if err != nil {
-			return fmt.Errorf("outbox: encode %s: %w", env.Name, err)
+			return heldStmt{}, fmt.Errorf("outbox: encode %s: %w", env.Name, err)
 		}
 		m := message.NewMessage(env.ID, payload)
 		m.Metadata.Set("name", env.Name)
 		msgs[i] = m
 	}
-	if err := pub.Publish(OutboxTopic, msgs...); err != nil {
-		return fmt.Errorf("outbox: insert: %w", err)
+	schema, _ := schemaAdapters(d)
+	q, err := schema.InsertQuery(OutboxTopic, msgs)
+	if err != nil {
+		return heldStmt{}, fmt.Errorf("outbox: insert query: %w", err)
 	}
-	return nil
+	return heldStmt{query: q.Query, args: q.Args}, nil
 }
 
 // sqliteSchema is our watermill-sql SchemaAdapter for SQLite. SQLite has one

@@ -28,7 +28,7 @@ func TestTxPreparedStatements(t *testing.T) {
 					return nil
 				}
 				var prepared int
-				if err := tx.Tx.QueryRowContext(ctx, `SELECT count(*) FROM pg_prepared_statements WHERE statement = $1`, q).Scan(&prepared); err != nil {
+				if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pg_prepared_statements WHERE statement = $1`, q).Scan(&prepared); err != nil {
 					return err
 				}
 				if prepared != 1 {

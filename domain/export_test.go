@@ -1,0 +1,4 @@
+package domain
+
+// ShiftPlaceholders exposes shiftPlaceholders to the external tests.
+var ShiftPlaceholders = shiftPlaceholders
