@@ -67,6 +67,10 @@ func NewDialer(sourceIPs int) *Dialer {
 		Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}}
 }
 
+// CloseIdleConnections closes the auth client's idle keep-alive
+// connections (each holds a goroutine in the server).
+func (d *Dialer) CloseIdleConnections() { d.http.CloseIdleConnections() }
+
 func (d *Dialer) netDialer() *net.Dialer {
 	nd := &net.Dialer{Timeout: 10 * time.Second}
 	if d.SourceIPs > 0 {

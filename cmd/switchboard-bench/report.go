@@ -217,7 +217,7 @@ func (r *runner) summary() []string {
 	}
 	for _, x := range r.rows {
 		if strings.HasPrefix(x.scenario, "churn") {
-			out = append(out, fmt.Sprintf("- churn: stayers lost %d of %d deliveries; goroutine leak: %v %s",
+			out = append(out, fmt.Sprintf("- churn: stayers lost %d of %d deliveries; leak (goroutines over +10, or RSS growing in the second half): %v %s",
 				x.res.Expected-x.res.Delivered, x.res.Expected, x.churnLeak, check(!x.churnLeak && x.res.Delivered == x.res.Expected && x.res.Events > 0)))
 		}
 	}

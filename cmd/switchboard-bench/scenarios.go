@@ -356,15 +356,30 @@ func (r *runner) churn(ctx context.Context) error {
 	if _, err := stay.Ensure(ctx, r.o.churnStayers, r.o.dialParallel); err != nil {
 		return err
 	}
+	churnDialer := load.NewDialer(r.o.sourceIPs)
+	// The tool's idle keep-alive connections (auth, publish) each hold a
+	// goroutine in the server; close them before both counts so these show
+	// what the server keeps by itself.
+	quiesce := func() {
+		srv.http.CloseIdleConnections()
+		stay.Dialer.CloseIdleConnections()
+		churnDialer.CloseIdleConnections()
+		time.Sleep(500 * time.Millisecond)
+		srv.gc() // RSS after a GC, as in the idle scenario
+		time.Sleep(2 * time.Second)
+	}
 	time.Sleep(2 * time.Second)
+	quiesce()
 	g0, _ := srv.goroutines()
 	p0, _ := load.ReadProc(srv.pid())
+	r.snapshot(srv, "churn-before", "goroutine?debug=1")
+	r.snapshot(srv, "churn-before", "heap?debug=1")
+	r.snapshot(srv, "churn-before", "heap")
 
 	var connects, fails atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
 	cctx, stop := context.WithCancel(ctx)
-	churnDialer := load.NewDialer(r.o.sourceIPs)
 	var none atomic.Pointer[load.Recorder]
 	wg.Add(1)
 	go func() {
@@ -392,18 +407,39 @@ func (r *runner) churn(ctx context.Context) error {
 			}()
 		}
 	}()
+	// RSS halfway through (after a GC) against RSS after: a leak grows with
+	// every connect, so it shows in the second half too; the runtime's
+	// high-water mark and caches that fill up (history, the relay's id
+	// ring, SQLite's page cache) do not.
+	var pMid load.ProcStat
+	midDone := make(chan struct{})
+	go func() {
+		defer close(midDone)
+		select {
+		case <-time.After(r.o.churnFor / 2):
+			srv.gc()
+			time.Sleep(time.Second)
+			pMid, _ = load.ReadProc(srv.pid())
+		case <-cctx.Done():
+		}
+	}()
 	x := r.measure(ctx, srv, stay, fmt.Sprintf("churn %g/s for %s", r.o.churnRate, r.o.churnFor), "switchboard/pusher", r.o.churnStayers, r.o.churnPubRate, r.o.churnFor)
+	<-midDone
 	stop()
 	wg.Wait()
 	time.Sleep(r.o.churnSettle)
+	quiesce()
 	g1, _ := srv.goroutines()
 	p1, _ := load.ReadProc(srv.pid())
-	x.note = append(x.note, fmt.Sprintf("%d churn connects (%d failed); goroutines %d → %d after; RSS %.0f → %.0f MB after",
-		connects.Load(), fails.Load(), g0, g1, mb(p0.RSS), mb(p1.RSS)))
+	r.snapshot(srv, "churn-after", "goroutine?debug=1")
+	r.snapshot(srv, "churn-after", "heap?debug=1")
+	r.snapshot(srv, "churn-after", "heap")
+	x.note = append(x.note, fmt.Sprintf("%d churn connects (%d failed); goroutines %d → %d after; RSS %.0f → %.0f MB halfway → %.0f MB after",
+		connects.Load(), fails.Load(), g0, g1, mb(p0.RSS), mb(pMid.RSS), mb(p1.RSS)))
 	if e, ok := firstErr.Load().(error); ok {
 		x.note = append(x.note, "churn error: "+trim(e.Error(), 80))
 	}
-	x.churnLeak = g1 > g0+10
+	x.churnLeak = g1 > g0+10 || (pMid.RSS > 0 && p1.RSS > pMid.RSS+max(4<<20, pMid.RSS/10))
 	r.add(x)
 	return nil
 }
