@@ -92,12 +92,12 @@ func schemaAdapters(d Dialect) (wmsql.SchemaAdapter, wmsql.OffsetsAdapter) {
 // the query of watermill-sql's schema adapter for the store (what its
 // Publisher would run), for one multi-row INSERT inside the caller's
 // transaction or fused with its last insert (see Tx.commit).
-func outboxInsert(d Dialect, envs []Envelope) (heldStmt, error) {
+func outboxInsert(d Dialect, envs []Envelope) (statement, error) {
 	msgs := make(message.Messages, len(envs))
 	for i, env := range envs {
 		payload, err := json.Marshal(env)
 		if err != nil {
-			return heldStmt{}, fmt.Errorf("outbox: encode %s: %w", env.Name, err)
+			return statement{}, fmt.Errorf("outbox: encode %s: %w", env.Name, err)
 		}
 		m := message.NewMessage(env.ID, payload)
 		m.Metadata.Set("name", env.Name)
@@ -106,9 +106,9 @@ func outboxInsert(d Dialect, envs []Envelope) (heldStmt, error) {
 	schema, _ := schemaAdapters(d)
 	q, err := schema.InsertQuery(OutboxTopic, msgs)
 	if err != nil {
-		return heldStmt{}, fmt.Errorf("outbox: insert query: %w", err)
+		return statement{}, fmt.Errorf("outbox: insert query: %w", err)
 	}
-	return heldStmt{query: q.Query, args: q.Args}, nil
+	return statement{query: q.Query, args: q.Args}, nil
 }
 
 // sqliteSchema is our watermill-sql SchemaAdapter for SQLite. SQLite has one

@@ -30,7 +30,7 @@ type Tx struct {
 	// returns err whatever fn returns.
 	err error
 	// held are inserts not yet sent, in order (PostgreSQL only).
-	held    []heldStmt
+	held    []statement
 	pending []Envelope
 	// projects were read in this transaction; they join the DB's cache
 	// once it commits (a row this transaction wrote must not leak early).
@@ -40,7 +40,9 @@ type Tx struct {
 	revoke []Revocation
 }
 
-type heldStmt struct {
+// statement is SQL with its arguments: a held insert, the outbox insert,
+// or the two fused.
+type statement struct {
 	query string
 	args  []any
 }
@@ -92,7 +94,7 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 // outbox insert travel as one statement; when nothing else ran, that
 // statement is the whole transaction.
 func (tx *Tx) commit(ctx context.Context) error {
-	var final heldStmt
+	var final statement
 	if n := len(tx.held); n > 0 {
 		final, tx.held = tx.held[n-1], tx.held[:n-1]
 	}
@@ -109,7 +111,7 @@ func (tx *Tx) commit(ctx context.Context) error {
 		}
 		// A single statement is atomic on its own: PostgreSQL commits it
 		// (durably, as COMMIT would) before answering.
-		if _, err := tx.db.execAutocommit(ctx, final.query, final.args); err != nil {
+		if _, err := tx.exec(ctx, nil, final); err != nil {
 			return fmt.Errorf("commit: %w", err)
 		}
 		return nil
@@ -119,7 +121,7 @@ func (tx *Tx) commit(ctx context.Context) error {
 		return err
 	}
 	if final.query != "" {
-		if _, err := tx.execOn(ctx, stx, final.query, final.args); err != nil {
+		if _, err := tx.exec(ctx, stx, final); err != nil {
 			return err
 		}
 	}
@@ -152,7 +154,7 @@ func (tx *Tx) sqlTx(ctx context.Context) (*sql.Tx, error) {
 	for len(tx.held) > 0 {
 		h := tx.held[0]
 		tx.held = tx.held[1:]
-		if _, err := tx.execOn(ctx, tx.stx, h.query, h.args); err != nil {
+		if _, err := tx.exec(ctx, tx.stx, h); err != nil {
 			tx.err = err
 			return nil, err
 		}
@@ -160,22 +162,20 @@ func (tx *Tx) sqlTx(ctx context.Context) (*sql.Tx, error) {
 	return tx.stx, nil
 }
 
-// execAutocommit runs query outside a transaction, as a cached prepared
-// statement of the pool (see DB.stmt).
-func (db *DB) execAutocommit(ctx context.Context, query string, args []any) (sql.Result, error) {
-	if st := db.stmt(ctx, query); st != nil {
-		return st.ExecContext(ctx, args...)
+// exec runs a statement in stx, or on its own (autocommit) when stx is nil,
+// as a cached prepared statement where one is available (see DB.stmt).
+func (tx *Tx) exec(ctx context.Context, stx *sql.Tx, s statement) (sql.Result, error) {
+	st := tx.db.stmt(ctx, s.query)
+	switch {
+	case stx == nil && st != nil:
+		return st.ExecContext(ctx, s.args...)
+	case stx == nil:
+		return tx.db.ExecContext(ctx, s.query, s.args...)
+	case st != nil:
+		return stx.StmtContext(ctx, st).ExecContext(ctx, s.args...)
+	default:
+		return stx.ExecContext(ctx, s.query, s.args...)
 	}
-	return db.ExecContext(ctx, query, args...)
-}
-
-// execOn runs query as a cached prepared statement of stx's connection
-// (see DB.stmt).
-func (tx *Tx) execOn(ctx context.Context, stx *sql.Tx, query string, args []any) (sql.Result, error) {
-	if st := tx.db.stmt(ctx, query); st != nil {
-		return stx.StmtContext(ctx, st).ExecContext(ctx, args...)
-	}
-	return stx.ExecContext(ctx, query, args...)
 }
 
 // InsertRow inserts one row that gets its id from the table's "id" column
@@ -204,7 +204,7 @@ func (tx *Tx) InsertRow(ctx context.Context, table, query string, args ...any) (
 	if err != nil {
 		return 0, err
 	}
-	tx.held = append(tx.held, heldStmt{query: query, args: append([]any{id}, args...)})
+	tx.held = append(tx.held, statement{query: query, args: append([]any{id}, args...)})
 	return id, nil
 }
 
@@ -239,7 +239,7 @@ func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.R
 	if err != nil {
 		return nil, err
 	}
-	return tx.execOn(ctx, stx, query, args)
+	return tx.exec(ctx, stx, statement{query, args})
 }
 
 // failedRow is a *sql.Row whose Scan fails without touching the database
@@ -285,13 +285,13 @@ func (tx *Tx) Revoke(member, channel string) {
 // withOutbox returns one statement that runs h (if any) and then the outbox
 // insert q: a data-modifying WITH, h's placeholders first. PostgreSQL only;
 // h inserts into another table, so the two parts cannot see each other.
-func withOutbox(h heldStmt, q heldStmt) heldStmt {
+func withOutbox(h statement, q statement) statement {
 	if h.query == "" {
 		return q
 	}
 	args := make([]any, 0, len(h.args)+len(q.args))
 	args = append(append(args, h.args...), q.args...)
-	return heldStmt{
+	return statement{
 		query: "WITH held AS (" + h.query + ") " + shiftPlaceholders(q.query, len(h.args)),
 		args:  args,
 	}
