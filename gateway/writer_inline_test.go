@@ -252,3 +252,61 @@ func TestWriterHold(t *testing.T) {
 		})
 	}
 }
+
+// TryWrite pins the descriptor rather than taking the connection's write
+// lock: on a connection closed locally it must fail with an error (not
+// write to a recycled descriptor, not report a full buffer), and once the
+// peer is gone it must fail too.
+func TestNetIOTryWriteAfterClose(t *testing.T) {
+	cases := []struct {
+		name  string
+		close func(server, client net.Conn)
+	}{
+		{"closed here", func(server, _ net.Conn) { server.Close() }},
+		{"peer gone", func(_, client net.Conn) {
+			client.(*net.TCPConn).SetLinger(0) // RST: later writes fail
+			client.Close()
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			accepted := make(chan net.Conn, 1)
+			go func() {
+				if c, err := ln.Accept(); err == nil {
+					accepted <- c
+				}
+			}()
+			client, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			server := <-accepted
+			defer server.Close()
+			_, try := gateway.NetIO(server, time.Second)
+			if try == nil {
+				t.Skip("no non-blocking write on this platform")
+			}
+			if n, err := try([]byte("hello")); n != 5 || err != nil {
+				t.Fatalf("open connection: got (%d, %v), want (5, nil)", n, err)
+			}
+			tc.close(server, client)
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				_, err := try([]byte("x"))
+				if err != nil {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("writes after close kept succeeding")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+}

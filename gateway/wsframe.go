@@ -63,16 +63,17 @@ func frame(op byte, payload []byte) []byte {
 
 // NetIO returns WriterConfig's Write (one writev per batch under a write
 // deadline) and TryWrite (one non-blocking write; nil where c has no file
-// descriptor to write to without blocking, e.g. net.Pipe). Both go through
-// c's own write lock, so they never interleave bytes.
+// descriptor to write to without blocking, e.g. net.Pipe). The Writer
+// calls them from one goroutine at a time (its running flag) and nothing
+// else writes to c, so they never interleave bytes; TryWrite therefore
+// skips c's write lock and deadline (see rawWriter), and deadline here
+// needs no lock.
 //
 // The deadline is moved only when less than 3/4 of timeout is left: every
 // batch still gets between 3/4 timeout and timeout, but a busy connection
 // does not re-arm the runtime's deadline timer on every write (about 3% of
-// server CPU in the fan-out profile, see BENCHMARKS.md). An expired
-// deadline also fails non-blocking writes, so TryWrite re-arms it too.
-// Write and TryWrite are called by one goroutine at a time (the Writer's
-// running flag), so deadline needs no lock.
+// server CPU in the fan-out profile, see BENCHMARKS.md). TryWrite never
+// waits, so it needs no deadline: what it cannot write goes to Write.
 func NetIO(c net.Conn, timeout time.Duration) (write func([][]byte) error, try func([]byte) (int, error)) {
 	var deadline time.Time
 	arm := func() {
@@ -90,10 +91,7 @@ func NetIO(c net.Conn, timeout time.Duration) (write func([][]byte) error, try f
 		return err
 	}
 	if raw := rawWriter(c); raw != nil {
-		try = func(b []byte) (int, error) {
-			arm()
-			return raw(b)
-		}
+		try = raw
 	}
 	return write, try
 }
