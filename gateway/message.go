@@ -55,7 +55,8 @@ type frameEntry struct {
 // Frame returns the encoding of m for key, building it with encode the first
 // time. key names the wire format and anything else the bytes depend on
 // (e.g. the protocol and the client-facing channel name). Safe for
-// concurrent use.
+// concurrent use. The fan-out asks once per subscriber: keys interned with
+// the unique package compare by pointer instead of byte by byte.
 func (m *Message) Frame(key string, encode func(*Message) []byte) []byte {
 	if f := m.first.Load(); f != nil && f.key == key {
 		return f.frame

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sync"
 	"time"
+	"unique"
 
 	"github.com/gorilla/websocket"
 
@@ -49,13 +50,13 @@ type subscription struct {
 	identifier string
 	stream     string // canonical channel
 	class      *Class
-	key        string // frame cache key: one encoding per identifier
+	key        unique.Handle[string] // frame cache key: one encoding per identifier, interned
 }
 
 func (s *subscription) ConnID() string { return s.c.id }
 
 func (s *subscription) Deliver(m *gateway.Message) {
-	s.c.w.Deliver(m, m.Frame(s.key, func(m *gateway.Message) []byte { return broadcastFrame(s.identifier, m) }))
+	s.c.w.Deliver(m, m.Frame(s.key.Value(), func(m *gateway.Message) []byte { return broadcastFrame(s.identifier, m) }))
 }
 
 var _ gateway.Subscriber = (*subscription)(nil)
@@ -173,7 +174,7 @@ func (c *conn) subscribe(ctx context.Context, identifier string) {
 		c.w.Enqueue(rejectFrame(identifier))
 		return
 	}
-	s := &subscription{c: c, identifier: identifier, stream: b.Stream, class: b.Class, key: "actioncable:" + identifier}
+	s := &subscription{c: c, identifier: identifier, stream: b.Stream, class: b.Class, key: unique.Make("actioncable:" + identifier)}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unique"
 
 	"switchboard/gateway"
 )
@@ -76,7 +77,7 @@ func TestEncodedOncePerIdentifier(t *testing.T) {
 			got = append(got, frames...)
 			return nil
 		}})
-		return &subscription{c: c, identifier: identifier, key: "actioncable:" + identifier}
+		return &subscription{c: c, identifier: identifier, key: unique.Make("actioncable:" + identifier)}
 	}
 	a := `{"channel":"NotificationChannel"}`
 	b := `{"channel":"NotificationChannel","v":2}`
@@ -85,7 +86,7 @@ func TestEncodedOncePerIdentifier(t *testing.T) {
 	encodes := 0
 	for _, s := range subs {
 		s.Deliver(m)
-		m.Frame(s.key, func(*gateway.Message) []byte { encodes++; return nil })
+		m.Frame(s.key.Value(), func(*gateway.Message) []byte { encodes++; return nil })
 	}
 	for _, s := range subs {
 		<-s.c.w.CloseWith(nil)

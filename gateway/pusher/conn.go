@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unique"
 
 	"github.com/gorilla/websocket"
 
@@ -46,9 +47,9 @@ type conn struct {
 // subscription is the hub Subscriber for one channel of one connection.
 type subscription struct {
 	c      *conn
-	name   string // Pusher channel name
-	hub    string // hub channel
-	key    string // frame cache key
+	name   string                // Pusher channel name
+	hub    string                // hub channel
+	key    unique.Handle[string] // frame cache key, interned (see gateway.Message.Frame)
 	info   chanInfo
 	member *gateway.Member // presence channels: who this connection is
 }
@@ -59,7 +60,7 @@ func (s *subscription) Deliver(m *gateway.Message) {
 	if m.Tags != nil && m.Tags[tagControl] != "" {
 		return // adapter instructions (terminate) are handled by the interceptor
 	}
-	s.c.w.Deliver(m, m.Frame(s.key, func(m *gateway.Message) []byte { return eventFrame(s.name, m) }))
+	s.c.w.Deliver(m, m.Frame(s.key.Value(), func(m *gateway.Message) []byte { return eventFrame(s.name, m) }))
 }
 
 var _ gateway.Subscriber = (*subscription)(nil)

@@ -2,6 +2,7 @@ package pusher
 
 import (
 	"strings"
+	"unique"
 
 	"switchboard/gateway"
 )
@@ -90,7 +91,7 @@ func (c *conn) subscribe(d subscribeData) {
 		}
 	}
 
-	s := &subscription{c: c, name: name, hub: hub, key: "pusher:" + name, info: info, member: member}
+	s := &subscription{c: c, name: name, hub: hub, key: unique.Make("pusher:" + name), info: info, member: member}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
