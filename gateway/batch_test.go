@@ -18,6 +18,7 @@ type wsub struct {
 	mu     sync.Mutex
 	out    bytes.Buffer
 	writes atomic.Int64 // syscalls, inline or drained
+	many   atomic.Int64 // DeliverMany calls (as msub)
 }
 
 func newWsub(id string) *wsub {
@@ -44,6 +45,28 @@ func newWsub(id string) *wsub {
 
 func (s *wsub) ConnID() string     { return s.id }
 func (s *wsub) Deliver(m *Message) { s.w.Deliver(m, []byte("<"+m.Event+">")) }
+
+// msub is a wsub that also takes a backlog in one call, as the Pusher and
+// Centrifugo adapters do.
+type msub struct{ *wsub }
+
+func (s msub) DeliverMany(ms []*Message) {
+	s.many.Add(1)
+	frames := make([][]byte, len(ms))
+	for i, m := range ms {
+		frames[i] = []byte("<" + m.Event + ">")
+	}
+	s.w.EnqueueMany(frames)
+}
+
+// subscribe adds a wsub to channel on n, as a MultiSubscriber when multi.
+func subscribe(n *Node, channel string, s *wsub, multi bool) {
+	if multi {
+		n.Hub.Subscribe(channel, msub{s})
+	} else {
+		n.Hub.Subscribe(channel, s)
+	}
+}
 func (s *wsub) String() string {
 	<-s.w.CloseWith(nil)
 	s.mu.Lock()
@@ -59,10 +82,15 @@ func TestDispatchBatchCoalesces(t *testing.T) {
 		subs   int
 		events int
 		parts  int
+		multi  string // which subscribers take a backlog in one call: "", "all", "odd"
 	}{
-		{"one event: written at once", 3, 1, 2},
-		{"small channel", 3, 10, 2},
-		{"large channel, parallel parts", 3*minPart + 1, 16, 2},
+		{"one event: written at once", 3, 1, 2, ""},
+		{"small channel", 3, 10, 2, ""},
+		{"large channel, parallel parts", 3*minPart + 1, 16, 2, ""},
+		{"multi: one event", 3, 1, 2, "all"},
+		{"multi: small channel", 3, 10, 2, "all"},
+		{"multi: large channel, parallel parts", 3*minPart + 1, 16, 2, "all"},
+		{"multi and plain subscribers mixed", 3*minPart + 1, 16, 2, "odd"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,7 +99,7 @@ func TestDispatchBatchCoalesces(t *testing.T) {
 			subs := make([]*wsub, tt.subs)
 			for i := range subs {
 				subs[i] = newWsub(fmt.Sprint("c", i))
-				n.Hub.Subscribe(domain.RoomChannel("7"), subs[i])
+				subscribe(n, domain.RoomChannel("7"), subs[i], tt.multi == "all" || (tt.multi == "odd" && i%2 == 1))
 			}
 			var envs []domain.Envelope
 			var want string
@@ -80,9 +108,19 @@ func TestDispatchBatchCoalesces(t *testing.T) {
 				want += fmt.Sprintf("<e%d>", i)
 			}
 			n.DispatchBatch(envs)
-			for _, s := range subs {
+			for i, s := range subs {
 				if w := s.writes.Load(); w != 1 {
 					t.Fatalf("%s: %d writes for %d events, want 1", s.id, w, tt.events)
+				}
+				// A MultiSubscriber is visited once for a backlog.
+				multi := tt.multi == "all" || (tt.multi == "odd" && i%2 == 1)
+				if want := int64(0); multi && tt.events > 1 {
+					want = 1
+					if got := s.many.Load(); got != want {
+						t.Fatalf("%s: %d DeliverMany calls, want %d", s.id, got, want)
+					}
+				} else if got := s.many.Load(); got != want {
+					t.Fatalf("%s: %d DeliverMany calls, want %d", s.id, got, want)
 				}
 				if got := s.String(); got != want {
 					t.Fatalf("%s got %q, want %q", s.id, got, want)
@@ -93,29 +131,100 @@ func TestDispatchBatchCoalesces(t *testing.T) {
 }
 
 // A revocation inside a batch takes effect between the events around it,
-// exactly as if they had been dispatched one by one.
+// exactly as if they had been dispatched one by one; so does one on the
+// first event, before any of them.
 func TestDispatchBatchRevocationOrder(t *testing.T) {
-	n := NewNode(nil, nil)
-	alice, bob := newWsub("alice"), newWsub("bob")
 	room := domain.RoomChannel("7")
-	n.Hub.Subscribe(room, alice)
-	n.Hub.Subscribe(room, bob)
-	n.OnRevoke(func(user, channel string) {
-		if user == "alice" && channel == room && n.Hub.Unsubscribe(room, alice) {
-			alice.w.Enqueue([]byte("<revoked>"))
-		}
-	})
 	sc := domain.Scope{Room: "7"}
-	n.DispatchBatch([]domain.Envelope{
-		{Name: "before", Scope: sc},
-		{Name: "removed", Scope: sc, Revoke: []domain.Revocation{{Member: "alice", Channel: room}}},
-		{Name: "after", Scope: sc},
-	})
-	if got, want := alice.String(), "<before><revoked>"; got != want {
-		t.Fatalf("alice got %q, want %q", got, want)
+	revoke := []domain.Revocation{{Member: "alice", Channel: room}}
+	tests := []struct {
+		name       string
+		envs       []domain.Envelope
+		alice, bob string
+	}{
+		{"revoked in the middle", []domain.Envelope{
+			{Name: "before", Scope: sc},
+			{Name: "removed", Scope: sc, Revoke: revoke},
+			{Name: "after", Scope: sc},
+		}, "<before><revoked>", "<before><removed><after>"},
+		{"revoked by the first", []domain.Envelope{
+			{Name: "removed", Scope: sc, Revoke: revoke},
+			{Name: "after", Scope: sc},
+		}, "<revoked>", "<removed><after>"},
 	}
-	if got, want := bob.String(), "<before><removed><after>"; got != want {
-		t.Fatalf("bob got %q, want %q", got, want)
+	for _, tt := range tests {
+		for _, multi := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/multi=%v", tt.name, multi), func(t *testing.T) {
+				n := NewNode(nil, nil)
+				alice, bob := newWsub("alice"), newWsub("bob")
+				var aliceSub Subscriber = alice
+				if multi {
+					aliceSub = msub{alice}
+				}
+				n.Hub.Subscribe(room, aliceSub)
+				subscribe(n, room, bob, multi)
+				n.OnRevoke(func(user, channel string) {
+					if user == "alice" && channel == room && n.Hub.Unsubscribe(room, aliceSub) {
+						alice.w.Enqueue([]byte("<revoked>"))
+					}
+				})
+				n.DispatchBatch(tt.envs)
+				if got := alice.String(); got != tt.alice {
+					t.Fatalf("alice got %q, want %q", got, tt.alice)
+				}
+				if got := bob.String(); got != tt.bob {
+					t.Fatalf("bob got %q, want %q", got, tt.bob)
+				}
+			})
+		}
+	}
+}
+
+// Batches that are not one channel's plain events (several channels, a
+// connection excluded) still reach everyone in order, one write each.
+func TestDispatchBatchMixed(t *testing.T) {
+	room7, room8 := domain.RoomChannel("7"), domain.RoomChannel("8")
+	tests := []struct {
+		name         string
+		envs         []domain.Envelope
+		both, second string // what a connection on both rooms / on room 7 only ("c2") receives
+	}{
+		{"two channels", []domain.Envelope{
+			{Name: "a", Scope: domain.Scope{Room: "7"}},
+			{Name: "b", Scope: domain.Scope{Room: "8"}},
+			{Name: "c", Scope: domain.Scope{Room: "7"}},
+		}, "<a><b><c>", "<a><c>"},
+		{"a connection excluded", []domain.Envelope{
+			{Name: "a", Scope: domain.Scope{Room: "7"}},
+			{Name: "b", Scope: domain.Scope{Room: "7"}, Except: "c2"},
+			{Name: "c", Scope: domain.Scope{Room: "7"}},
+		}, "<a><b><c>", "<a><c>"},
+	}
+	for _, tt := range tests {
+		for _, multi := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/multi=%v", tt.name, multi), func(t *testing.T) {
+				n := NewNode(nil, nil)
+				both, second := newWsub("c1"), newWsub("c2")
+				subscribe(n, room7, both, multi)
+				subscribe(n, room8, both, multi)
+				subscribe(n, room7, second, multi)
+				n.DispatchBatch(tt.envs)
+				for _, c := range []struct {
+					s    *wsub
+					want string
+				}{{both, tt.both}, {second, tt.second}} {
+					if w := c.s.writes.Load(); w != 1 {
+						t.Fatalf("%s: %d writes, want 1", c.s.id, w)
+					}
+					if m := c.s.many.Load(); m != 0 {
+						t.Fatalf("%s: %d DeliverMany calls for a batch that is not one channel's", c.s.id, m)
+					}
+					if got := c.s.String(); got != c.want {
+						t.Fatalf("%s got %q, want %q", c.s.id, got, c.want)
+					}
+				}
+			})
+		}
 	}
 }
 

@@ -23,15 +23,29 @@ func (c *benchConn) Deliver(m *Message) {
 	c.w.Deliver(m, m.Frame("bench", func(m *Message) []byte { return TextFrame(m.Data) }))
 }
 
+// benchMultiConn also takes a backlog in one call (see MultiSubscriber).
+type benchMultiConn struct{ benchConn }
+
+func (c *benchMultiConn) DeliverMany(ms []*Message) {
+	var arr [MaxBrokerBatch][]byte
+	frames := arr[:0]
+	for _, m := range ms {
+		frames = append(frames, m.Frame("bench", func(m *Message) []byte { return TextFrame(m.Data) }))
+	}
+	c.w.EnqueueMany(frames)
+}
+
 // BenchmarkHubFanout publishes 300-byte messages to N subscribers and waits
 // until every Writer has written them. Modes: "drain" hands each delivery
 // to a drain goroutine (a writer without TryWrite); "inline" writes from
 // the publishing goroutines as the gateway does on sockets; "batch16"
 // dispatches 16 messages as one batch (a backlog), one write per
-// connection per batch.
+// connection per batch; "batch2" is a coalesced pair. "many2" and
+// "many16" hand the same backlogs to MultiSubscribers through PublishMany
+// (one visit per connection instead of one per message plus the flush).
 func BenchmarkHubFanout(b *testing.B) {
 	data, _ := json.Marshal(map[string]string{"pad": strings.Repeat("x", 290)})
-	for _, mode := range []string{"drain", "inline", "batch16"} {
+	for _, mode := range []string{"drain", "inline", "batch2", "batch16", "many2", "many16"} {
 		for _, n := range []int{100, 1000, 10000} {
 			b.Run(fmt.Sprintf("%s/subs=%d", mode, n), func(b *testing.B) {
 				benchFanout(b, mode, n, data)
@@ -56,13 +70,23 @@ func benchFanout(b *testing.B, mode string, n int, data []byte) {
 			return len(f), nil
 		}
 	}
+	many := strings.HasPrefix(mode, "many")
 	for i := range n {
-		h.Subscribe("dashboard.project.bench.attendees", &benchConn{id: fmt.Sprint(i), w: NewWriter(cfg)})
+		c := benchConn{id: fmt.Sprint(i), w: NewWriter(cfg)}
+		if many {
+			h.Subscribe("dashboard.project.bench.attendees", &benchMultiConn{c})
+		} else {
+			h.Subscribe("dashboard.project.bench.attendees", &c)
+		}
 	}
 	per := 1
-	if mode == "batch16" {
+	switch mode {
+	case "batch2", "many2":
+		per = 2
+	case "batch16", "many16":
 		per = 16
 	}
+	ms := make([]*Message, per)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -70,8 +94,14 @@ func benchFanout(b *testing.B, mode string, n int, data []byte) {
 		if per > 1 {
 			batch = &Batch{}
 		}
-		for range per {
-			h.Publish(&Message{Channel: "dashboard.project.bench.attendees", Event: "AttendeeCreated", Data: data, batch: batch})
+		for j := range per {
+			ms[j] = &Message{Channel: "dashboard.project.bench.attendees", Event: "AttendeeCreated", Data: data, batch: batch}
+			if !many {
+				h.Publish(ms[j])
+			}
+		}
+		if many {
+			h.PublishMany(ms)
 		}
 		if batch != nil {
 			h.Flush(batch)

@@ -48,13 +48,17 @@ func (n *Node) Intercept(i Interceptor) {
 // Publish runs the interceptors and fans m out; it returns the number of
 // subscribers reached.
 func (n *Node) Publish(m *Message) int {
+	n.intercept(m)
+	return n.Hub.Publish(m)
+}
+
+func (n *Node) intercept(m *Message) {
 	n.mu.RLock()
 	is := n.interceptors
 	n.mu.RUnlock()
 	for _, i := range is {
 		i(m)
 	}
-	return n.Hub.Publish(m)
 }
 
 // Dispatch fans a committed event out to every channel of its scope.
@@ -68,16 +72,50 @@ func (n *Node) Dispatch(env domain.Envelope) { n.dispatch(env, nil) }
 // connection at the end (the same frames, in the same order, in far fewer
 // syscalls), which is what lets a node catch up instead of falling further
 // behind.
+//
+// The common backlog, events for one channel (a busy dashboard), goes
+// further: each connection is visited once for all of them (see
+// Hub.PublishMany) rather than once per event and again for the flush.
 func (n *Node) DispatchBatch(envs []domain.Envelope) {
 	if len(envs) == 1 {
 		n.dispatch(envs[0], nil)
 		return
 	}
 	b := &Batch{}
-	for _, env := range envs {
-		n.dispatch(env, b)
+	if ch, ok := oneChannel(envs); ok {
+		for _, r := range envs[0].Revoke {
+			n.Revoke(r.Member, r.Channel)
+		}
+		ms := make([]*Message, len(envs))
+		for i, env := range envs {
+			ms[i] = &Message{Channel: ch, Event: env.Name, Data: env.Data, ID: env.ID, Tags: env.Tags, batch: b}
+			n.intercept(ms[i])
+		}
+		n.Hub.PublishMany(ms)
+	} else {
+		for _, env := range envs {
+			n.dispatch(env, b)
+		}
 	}
 	n.Hub.Flush(b)
+}
+
+// oneChannel reports the channel when every event goes to that one channel
+// only, excludes no connection, and none but the first revokes anything
+// (revocations must land between the events around them).
+func oneChannel(envs []domain.Envelope) (string, bool) {
+	var ch string
+	for i, env := range envs {
+		if env.Except != "" || (i > 0 && len(env.Revoke) > 0) {
+			return "", false
+		}
+		names := env.Scope.ChannelNames()
+		if len(names) != 1 || (i > 0 && names[0] != ch) {
+			return "", false
+		}
+		ch = names[0]
+	}
+	return ch, true
 }
 
 func (n *Node) dispatch(env domain.Envelope, b *Batch) {

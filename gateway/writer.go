@@ -132,6 +132,40 @@ func (w *Writer) Deliver(m *Message, frame []byte) bool {
 	return true
 }
 
+// EnqueueMany queues frames, in order, as one unit: an idle writer sends
+// them joined in one non-blocking write (what a batch's Flush would do,
+// without the second visit). It reports false when the writer is closed
+// or the queue overflowed.
+func (w *Writer) EnqueueMany(frames [][]byte) bool {
+	switch len(frames) {
+	case 0:
+		return true
+	case 1:
+		return w.Enqueue(frames[0])
+	}
+	w.mu.Lock()
+	if !w.admit() {
+		return false
+	}
+	if w.batch == nil && !w.running && w.held == 0 && len(w.queue) == 0 && w.cfg.TryWrite != nil {
+		w.running = true
+		w.mu.Unlock()
+		w.inlineJoined(joinFrames(frames))
+		return true
+	}
+	// Behind a drain, a hold or a batch: queue like Deliver does.
+	w.queue = append(w.queue, frames...)
+	start := w.batch == nil && !w.running && w.held == 0
+	if start {
+		w.running = true
+	}
+	w.mu.Unlock()
+	if start {
+		go w.drain()
+	}
+	return true
+}
+
 // flushBatch writes what a batch queued, as one non-blocking write when
 // possible; the rest goes to the drain goroutine.
 func (w *Writer) flushBatch() {
@@ -155,17 +189,27 @@ func (w *Writer) flushBatch() {
 		w.inline(buf)
 		return
 	}
-	// Several frames: concatenate them into a pooled buffer for one write.
-	// The buffer goes back to the pool only if the socket took all of it
-	// (otherwise its tail is queued and still referenced).
-	bp := catPool.Get().(*[]byte)
-	buf := (*bp)[:0]
-	for _, f := range w.queue {
-		buf = append(buf, f...)
-	}
+	bp, buf := joinFrames(w.queue)
 	clear(w.queue)
 	w.queue = w.queue[:0]
 	w.mu.Unlock()
+	w.inlineJoined(bp, buf)
+}
+
+// joinFrames concatenates frames into a pooled buffer for one write.
+func joinFrames(frames [][]byte) (*[]byte, []byte) {
+	bp := catPool.Get().(*[]byte)
+	buf := (*bp)[:0]
+	for _, f := range frames {
+		buf = append(buf, f...)
+	}
+	return bp, buf
+}
+
+// inlineJoined writes a joinFrames buffer inline (the caller has set
+// running). The buffer goes back to the pool only if the socket took all
+// of it (otherwise its tail is queued and still referenced).
+func (w *Writer) inlineJoined(bp *[]byte, buf []byte) {
 	if _, all := w.inline(buf); all && cap(buf) <= maxPooledCat {
 		*bp = buf[:0]
 		catPool.Put(bp)

@@ -1,8 +1,10 @@
 package gateway_test
 
 import (
+	"bytes"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,5 +111,77 @@ func TestFrames(t *testing.T) {
 	c := gateway.CloseFrame(4200, "bye")
 	if c[0] != 0x88 || c[1] != 5 || c[2] != 0x10 || c[3] != 0x68 || string(c[4:]) != "bye" {
 		t.Fatalf("close frame % x", c)
+	}
+}
+
+// EnqueueMany sends a backlog as one write when the writer is idle, and
+// queues it in order behind whatever is already waiting otherwise.
+func TestWriterEnqueueMany(t *testing.T) {
+	tests := []struct {
+		name       string
+		before     func(w *gateway.Writer) (release func())
+		frames     []string
+		want       string
+		wantTries  int64
+		wantResult bool
+	}{
+		{"idle: one write", nil, []string{"<a>", "<b>", "<c>"}, "<a><b><c>", 1, true},
+		{"one frame", nil, []string{"<a>"}, "<a>", 1, true},
+		{"nothing", nil, nil, "", 0, true},
+		{"held: after what was queued", func(w *gateway.Writer) func() {
+			release := w.Hold()
+			w.Enqueue([]byte("<x>"))
+			return release
+		}, []string{"<a>", "<b>"}, "<x><a><b>", 0, true},
+		{"closed", func(w *gateway.Writer) func() {
+			<-w.CloseWith(nil)
+			return nil
+		}, []string{"<a>", "<b>"}, "", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var out bytes.Buffer
+			var tries atomic.Int64
+			w := gateway.NewWriter(gateway.WriterConfig{
+				TryWrite: func(b []byte) (int, error) {
+					tries.Add(1)
+					mu.Lock()
+					defer mu.Unlock()
+					return out.Write(b)
+				},
+				Write: func(frames [][]byte) error {
+					mu.Lock()
+					defer mu.Unlock()
+					for _, f := range frames {
+						out.Write(f)
+					}
+					return nil
+				},
+			})
+			var release func()
+			if tt.before != nil {
+				release = tt.before(w)
+			}
+			frames := make([][]byte, len(tt.frames))
+			for i, f := range tt.frames {
+				frames[i] = []byte(f)
+			}
+			if got := w.EnqueueMany(frames); got != tt.wantResult {
+				t.Fatalf("EnqueueMany = %v, want %v", got, tt.wantResult)
+			}
+			if release != nil {
+				release()
+			}
+			<-w.CloseWith(nil)
+			mu.Lock()
+			defer mu.Unlock()
+			if out.String() != tt.want {
+				t.Fatalf("wrote %q, want %q", out.String(), tt.want)
+			}
+			if got := tries.Load(); got != tt.wantTries {
+				t.Fatalf("%d non-blocking writes, want %d", got, tt.wantTries)
+			}
+		})
 	}
 }

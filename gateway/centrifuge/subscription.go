@@ -49,8 +49,42 @@ func (s *subscription) Deliver(m *gateway.Message) {
 	s.send(m)
 }
 
+// DeliverMany is Deliver for a backlog of the channel's messages: one
+// write for all of them.
+func (s *subscription) DeliverMany(ms []*gateway.Message) {
+	s.mu.Lock()
+	if s.buffering {
+		for _, m := range ms {
+			if len(s.buf) < maxSubscribeBuffer {
+				s.buf = append(s.buf, m)
+			} else {
+				s.overflow = true
+			}
+		}
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	var arr [gateway.MaxBrokerBatch][]byte
+	frames := arr[:0]
+	for _, m := range ms {
+		if f := s.frame(m); f != nil {
+			frames = append(frames, f)
+		}
+	}
+	s.c.w.EnqueueMany(frames)
+}
+
 func (s *subscription) send(m *gateway.Message) {
-	f := m.Frame("centrifuge", func(m *gateway.Message) []byte {
+	if f := s.frame(m); f != nil {
+		s.c.w.Deliver(m, f)
+	}
+}
+
+// frame is m's publication push, encoded once for every centrifuge
+// subscriber of the channel (nil if it cannot be encoded).
+func (s *subscription) frame(m *gateway.Message) []byte {
+	return m.Frame("centrifuge", func(m *gateway.Message) []byte {
 		b, err := encodeReply(&protocol.Reply{Push: &protocol.Push{Channel: clientChannel(m.Channel), Pub: publication(m)}})
 		if err != nil {
 			s.c.a.log.Error("encode publication", "channel", m.Channel, "err", err)
@@ -58,9 +92,6 @@ func (s *subscription) send(m *gateway.Message) {
 		}
 		return gateway.TextFrame(b)
 	})
-	if f != nil {
-		s.c.w.Deliver(m, f)
-	}
 }
 
 // flush ends buffering: messages at or below the position the subscribe
@@ -186,4 +217,4 @@ func (a *Adapter) pushJoinLeave(ch channel, info *protocol.ClientInfo, join bool
 
 func validJSON(b []byte) bool { return len(b) > 0 && json.Valid(b) }
 
-var _ gateway.Subscriber = (*subscription)(nil)
+var _ gateway.MultiSubscriber = (*subscription)(nil)

@@ -63,7 +63,20 @@ func (s *subscription) Deliver(m *gateway.Message) {
 	s.c.w.Deliver(m, m.Frame(s.key.Value(), func(m *gateway.Message) []byte { return eventFrame(s.name, m) }))
 }
 
-var _ gateway.Subscriber = (*subscription)(nil)
+// DeliverMany sends a backlog of the channel's messages in one write.
+func (s *subscription) DeliverMany(ms []*gateway.Message) {
+	var arr [gateway.MaxBrokerBatch][]byte
+	frames := arr[:0]
+	for _, m := range ms {
+		if m.Tags != nil && m.Tags[tagControl] != "" {
+			continue
+		}
+		frames = append(frames, m.Frame(s.key.Value(), func(m *gateway.Message) []byte { return eventFrame(s.name, m) }))
+	}
+	s.c.w.EnqueueMany(frames)
+}
+
+var _ gateway.MultiSubscriber = (*subscription)(nil)
 
 func newConn(a *Adapter, app *App, ws *websocket.Conn) *conn {
 	c := &conn{a: a, app: app, id: newSocketID(), ws: ws, subs: map[string]*subscription{}}
