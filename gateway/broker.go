@@ -48,22 +48,29 @@ type LocalBroker struct {
 	last time.Time
 	gap  time.Duration
 	pass time.Duration
+	// credit is how many writes per connection the events so far have
+	// earned beyond those spent (see share); an event goes out alone only
+	// when it brings credit to one write.
+	credit float64
 }
 
 // LocalBrokerConfig tunes a LocalBroker.
 type LocalBrokerConfig struct {
 	// Coalesce is the longest an event may be held back waiting for the next
 	// one, so that both go out in one write per connection. It only applies
-	// under sustained load: when events arrive less than Coalesce apart and
-	// one fan-out takes at least 10 ms and at least half the time between
-	// two events. Below that load every event goes out as soon as it
-	// arrives. Zero never waits.
+	// under sustained load: when events arrive less than Coalesce apart, one
+	// fan-out takes at least 10 ms, and fanning every event out alone would
+	// keep the node busy more than coalesceDuty of the time. Then just
+	// enough events wait to bring that back to coalesceDuty, but never more
+	// than 3 in 7 (minShare); the rest go out as soon as they arrive. Zero
+	// never waits.
 	//
 	// Why: a node fanning one event at a time out to thousands of sockets
 	// pays one write syscall per subscriber per event, and on loopback or a
 	// small box that syscall is most of the cost. Two events per write
-	// nearly halve it, for the server and for every client. See
-	// BENCHMARKS.md.
+	// nearly halve it, for the server and for every client, but the first
+	// of the two waits for the second; pairing no more events than the load
+	// needs keeps most of them from waiting. See BENCHMARKS.md.
 	Coalesce time.Duration
 }
 
@@ -105,9 +112,10 @@ func (b *LocalBroker) run() {
 		select {
 		case q := <-b.queue:
 			batch = b.collect(append(batch[:0], b.arrived(q)))
-			if len(batch) == 1 && b.busy() {
+			if len(batch) == 1 && b.wait() {
 				batch = b.await(batch, q.at.Add(b.cfg.Coalesce))
 			}
+			b.spend(len(batch))
 			start := time.Now()
 			b.deliver(batch)
 			b.pass = ewma(b.pass, time.Since(start))
@@ -135,20 +143,55 @@ func (b *LocalBroker) arrived(q queued) domain.Envelope {
 	return q.env
 }
 
-// busy reports whether the next event should wait for a companion: events
-// come closer together than Coalesce, one fan-out is a big one (at least
-// minCoalescePass: thousands of writes) and it keeps the node busy at least
-// half of the time between events. Small channels at high rates (a chat
-// room, 200 events/s to 100 clients) never wait: pairing would save little
-// and cost their latency.
-func (b *LocalBroker) busy() bool {
-	return b.cfg.Coalesce > 0 && b.gap > 0 && b.gap < b.cfg.Coalesce &&
-		b.pass >= minCoalescePass && 2*b.pass >= b.gap
+// share is the writes per connection per event the node can afford: 1
+// (every event alone) while fanning each event out alone would keep it busy
+// at most coalesceDuty of the time, less as it gets busier, but never below
+// minShare. It is 1 unless events come closer together than Coalesce and one
+// fan-out is a big one (at least minCoalescePass: thousands of writes), so
+// small channels at high rates (a chat room, 200 events/s to 100 clients)
+// never wait: pairing would save little and cost their latency.
+func (b *LocalBroker) share() float64 {
+	if b.cfg.Coalesce <= 0 || b.gap <= 0 || b.gap >= b.cfg.Coalesce || b.pass < minCoalescePass {
+		return 1
+	}
+	return min(1, max(minShare, coalesceDuty*float64(b.gap)/float64(b.pass)))
+}
+
+// wait reports whether the event just taken (alone) should wait for a
+// companion: going out alone would spend more writes than the events so
+// far have earned. Events earn share() writes each, so over time the
+// writes per event match share() and pairs are spread evenly between
+// single events.
+func (b *LocalBroker) wait() bool {
+	w := b.share()
+	if w >= 1 {
+		b.credit = 0
+		return false
+	}
+	return b.credit+w < 1
+}
+
+// spend books one fan-out of n events: they earned n × share() writes and
+// cost one. Credit is kept between 0 and 1 so that a quiet spell or a
+// backlog does not buy a run of single events later.
+func (b *LocalBroker) spend(n int) {
+	b.credit = min(1, max(0, b.credit+float64(n)*b.share()-1))
 }
 
 // minCoalescePass is the shortest average fan-out for which events are
 // paired.
 const minCoalescePass = 10 * time.Millisecond
+
+// coalesceDuty is the share of its time a node may spend fanning events out
+// one by one before it pairs some of them.
+const coalesceDuty = 0.6
+
+// minShare bounds pairing: at most 3 events in 7 wait for a companion, so
+// the median event never waits (its latency is one fan-out, not the gap to
+// the next event plus one fan-out) while writes per event stay within 15 %
+// of pairing every event. Backlogs (several events queued during a
+// fan-out) are still written together whatever the share.
+const minShare = 4.0 / 7
 
 // await waits until another event arrives (then takes it and whatever else
 // is queued) or deadline passes or the broker stops.
