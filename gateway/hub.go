@@ -190,8 +190,8 @@ func (h *Hub) PublishMany(ms []*Message) {
 	subs := h.Subscribers(ms[0].Channel)
 	h.parallel(len(subs), func(lo, hi int) int {
 		for _, s := range subs[lo:hi] {
-			if ms1, ok := s.(MultiSubscriber); ok {
-				ms1.DeliverMany(ms)
+			if many, ok := s.(MultiSubscriber); ok {
+				many.DeliverMany(ms)
 				continue
 			}
 			for _, m := range ms {

@@ -72,7 +72,14 @@ func (w *Writer) Enqueue(frame []byte) bool {
 		ok, _ := w.inline(frame)
 		return ok
 	}
-	w.queue = append(w.queue, frame)
+	w.appendLocked(frame)
+	return true
+}
+
+// appendLocked queues frames behind whatever waits, releases mu (held by
+// the caller) and starts a drain unless a drain or a hold will write them.
+func (w *Writer) appendLocked(frames ...[]byte) {
+	w.queue = append(w.queue, frames...)
 	start := !w.running && w.held == 0
 	if start {
 		w.running = true
@@ -81,7 +88,6 @@ func (w *Writer) Enqueue(frame []byte) bool {
 	if start {
 		go w.drain()
 	}
-	return true
 }
 
 // admit checks, with mu held, that one more frame may be queued. When not,
@@ -153,16 +159,7 @@ func (w *Writer) EnqueueMany(frames [][]byte) bool {
 		w.inlineJoined(joinFrames(frames))
 		return true
 	}
-	// Behind a drain, a hold or a batch: queue like Deliver does.
-	w.queue = append(w.queue, frames...)
-	start := w.batch == nil && !w.running && w.held == 0
-	if start {
-		w.running = true
-	}
-	w.mu.Unlock()
-	if start {
-		go w.drain()
-	}
+	w.appendLocked(frames...)
 	return true
 }
 

@@ -146,25 +146,7 @@ func TestWriterInlineErrorReportedOnce(t *testing.T) {
 // arrives whole and in order; an old expired write deadline never fails a
 // later write.
 func TestNetIOStalledReader(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			accepted <- c
-		}
-	}()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server := <-accepted
-	defer server.Close()
+	server, client := tcpPair(t)
 
 	// The timeout must outlast building and queueing 16 MB under -race on
 	// a busy machine, or the drain's blocked write times out first.
@@ -270,24 +252,7 @@ func TestNetIOTryWriteAfterClose(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			accepted := make(chan net.Conn, 1)
-			go func() {
-				if c, err := ln.Accept(); err == nil {
-					accepted <- c
-				}
-			}()
-			client, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer client.Close()
-			server := <-accepted
-			defer server.Close()
+			server, client := tcpPair(t)
 			_, try := gateway.NetIO(server, time.Second)
 			if try == nil {
 				t.Skip("no non-blocking write on this platform")
@@ -309,4 +274,28 @@ func TestNetIOTryWriteAfterClose(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tcpPair returns both ends of a loopback TCP connection, closed when the
+// test ends.
+func tcpPair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c
+		}
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-accepted
+	t.Cleanup(func() { server.Close(); client.Close() })
+	return server, client
 }

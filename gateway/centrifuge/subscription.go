@@ -35,36 +35,35 @@ func (s *subscription) ConnID() string { return s.c.id }
 // Deliver enqueues the publication push, encoded once per message for all
 // centrifuge subscribers of the channel.
 func (s *subscription) Deliver(m *gateway.Message) {
+	if !s.buffered(m) {
+		s.send(m)
+	}
+}
+
+// buffered keeps ms back while the subscribe reply is being built and
+// reports whether it did.
+func (s *subscription) buffered(ms ...*gateway.Message) bool {
 	s.mu.Lock()
-	if s.buffering {
+	defer s.mu.Unlock()
+	if !s.buffering {
+		return false
+	}
+	for _, m := range ms {
 		if len(s.buf) < maxSubscribeBuffer {
 			s.buf = append(s.buf, m)
 		} else {
 			s.overflow = true
 		}
-		s.mu.Unlock()
-		return
 	}
-	s.mu.Unlock()
-	s.send(m)
+	return true
 }
 
 // DeliverMany is Deliver for a backlog of the channel's messages: one
 // write for all of them.
 func (s *subscription) DeliverMany(ms []*gateway.Message) {
-	s.mu.Lock()
-	if s.buffering {
-		for _, m := range ms {
-			if len(s.buf) < maxSubscribeBuffer {
-				s.buf = append(s.buf, m)
-			} else {
-				s.overflow = true
-			}
-		}
-		s.mu.Unlock()
+	if s.buffered(ms...) {
 		return
 	}
-	s.mu.Unlock()
 	var arr [gateway.MaxBrokerBatch][]byte
 	frames := arr[:0]
 	for _, m := range ms {
