@@ -25,7 +25,8 @@ type subscription struct {
 	buffering bool // subscribe reply not sent yet: hold live messages
 	buf       []*gateway.Message
 	overflow  bool
-	present   bool // joined presence
+	covered   uint64 // stream offset the subscribe reply reached
+	present   bool   // joined presence
 	expires   time.Time
 	expTimer  *time.Timer
 }
@@ -35,18 +36,27 @@ func (s *subscription) ConnID() string { return s.c.id }
 // Deliver enqueues the publication push, encoded once per message for all
 // centrifuge subscribers of the channel.
 func (s *subscription) Deliver(m *gateway.Message) {
-	if !s.buffered(m) {
+	if s.hold(m) == 0 {
 		s.send(m)
 	}
 }
 
-// buffered keeps ms back while the subscribe reply is being built and
-// reports whether it did.
-func (s *subscription) buffered(ms ...*gateway.Message) bool {
+// hold keeps back those of ms that must not be sent now and returns how
+// many it kept, all of them or a leading run: while the subscribe reply is
+// being built every message is buffered; afterwards the messages the reply
+// already covered are dropped. Those reach a subscription late when a
+// fan-out took the subscriber list before the subscribe and was delivered
+// after the reply (its publisher was descheduled in between); sending them
+// would repeat an offset the client already has.
+func (s *subscription) hold(ms ...*gateway.Message) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.buffering {
-		return false
+		n := 0
+		for n < len(ms) && ms[n].Offset != 0 && ms[n].Offset <= s.covered {
+			n++
+		}
+		return n
 	}
 	for _, m := range ms {
 		if len(s.buf) < maxSubscribeBuffer {
@@ -55,15 +65,13 @@ func (s *subscription) buffered(ms ...*gateway.Message) bool {
 			s.overflow = true
 		}
 	}
-	return true
+	return len(ms)
 }
 
 // DeliverMany is Deliver for a backlog of the channel's messages: one
 // write for all of them.
 func (s *subscription) DeliverMany(ms []*gateway.Message) {
-	if s.buffered(ms...) {
-		return
-	}
+	ms = ms[s.hold(ms...):]
 	var arr [gateway.MaxBrokerBatch][]byte
 	frames := arr[:0]
 	for _, m := range ms {
@@ -111,6 +119,7 @@ func (s *subscription) flush(last uint64) {
 	}
 	s.buf = nil
 	s.buffering = false
+	s.covered = last
 }
 
 // expireAt arms the subscription-token expiry: without a sub_refresh by
