@@ -25,6 +25,7 @@ type cachedEvent struct {
 	data    json.RawMessage
 	tags    map[string]string
 	expires time.Time
+	msg     *gateway.Message // the published message, to recognise it in the fan-out
 }
 
 // cacheSweepEvery bounds how often expired entries are swept; between
@@ -39,7 +40,7 @@ func (l *lastEvents) store(m *gateway.Message, ttl time.Duration) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.entries[m.Channel] = cachedEvent{event: m.Event, data: m.Data, tags: m.Tags, expires: now.Add(ttl)}
+	l.entries[m.Channel] = cachedEvent{event: m.Event, data: m.Data, tags: m.Tags, expires: now.Add(ttl), msg: m}
 	if now.Sub(l.lastSweep) >= cacheSweepEvery {
 		l.lastSweep = now
 		for k, e := range l.entries {
@@ -67,11 +68,16 @@ func (l *lastEvents) getLocked(hub string) (cachedEvent, bool) {
 
 // replayAndSubscribe sends s the cached event (or pusher:cache_miss) and
 // joins it to the hub channel under the cache lock, so no event stored in
-// between is lost to s (at worst the newest one arrives twice).
+// between is lost to s. The replayed message itself may still be on its way
+// through the hub (it is stored before it is fanned out): s.replayed makes
+// s skip it there, so it does not arrive twice.
 func (l *lastEvents) replayAndSubscribe(h *gateway.Hub, hub string, s *subscription) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if e, ok := l.getLocked(hub); ok {
+		// Set before Subscribe and never changed: every fan-out that can
+		// reach s takes its subscriber list after this write.
+		s.replayed = e.msg
 		s.c.w.Enqueue(eventFrame(s.name, &gateway.Message{Channel: hub, Event: e.event, Data: e.data, Tags: e.tags}))
 	} else {
 		s.c.w.Enqueue(encode(outFrame{Event: evCacheMiss, Channel: s.name}))

@@ -52,13 +52,23 @@ type subscription struct {
 	key    unique.Handle[string] // frame cache key, interned (see gateway.Message.Frame)
 	info   chanInfo
 	member *gateway.Member // presence channels: who this connection is
+	// replayed is the cache channel's last event sent on subscribe (see
+	// lastEvents.replayAndSubscribe); the fan-out skips it.
+	replayed *gateway.Message
 }
 
 func (s *subscription) ConnID() string { return s.c.id }
 
+// skip reports a message this subscription must not send: an adapter
+// instruction (terminate; the interceptor handles it) or the cache event
+// it already got on subscribe.
+func (s *subscription) skip(m *gateway.Message) bool {
+	return (m.Tags != nil && m.Tags[tagControl] != "") || m == s.replayed
+}
+
 func (s *subscription) Deliver(m *gateway.Message) {
-	if m.Tags != nil && m.Tags[tagControl] != "" {
-		return // adapter instructions (terminate) are handled by the interceptor
+	if s.skip(m) {
+		return
 	}
 	s.c.w.Deliver(m, m.Frame(s.key.Value(), func(m *gateway.Message) []byte { return eventFrame(s.name, m) }))
 }
@@ -68,7 +78,7 @@ func (s *subscription) DeliverMany(ms []*gateway.Message) {
 	var arr [gateway.MaxBrokerBatch][]byte
 	frames := arr[:0]
 	for _, m := range ms {
-		if m.Tags != nil && m.Tags[tagControl] != "" {
+		if s.skip(m) {
 			continue
 		}
 		frames = append(frames, m.Frame(s.key.Value(), func(m *gateway.Message) []byte { return eventFrame(s.name, m) }))
