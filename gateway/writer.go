@@ -59,35 +59,12 @@ func NewWriter(cfg WriterConfig) *Writer {
 
 // Enqueue queues frame. It reports false when the writer is closed or the
 // queue overflowed (the connection is then being dropped).
-func (w *Writer) Enqueue(frame []byte) bool {
-	w.mu.Lock()
-	if !w.admit() {
-		return false
-	}
-	if !w.running && w.held == 0 && len(w.queue) == 0 && w.cfg.TryWrite != nil {
-		// Nothing queued and no drain running: write inline. running keeps
-		// other callers queueing behind this frame meanwhile.
-		w.running = true
-		w.mu.Unlock()
-		ok, _ := w.inline(frame)
-		return ok
-	}
-	w.appendLocked(frame)
-	return true
-}
+func (w *Writer) Enqueue(frame []byte) bool { return w.EnqueueMany([][]byte{frame}) }
 
-// appendLocked queues frames behind whatever waits, releases mu (held by
-// the caller) and starts a drain unless a drain or a hold will write them.
-func (w *Writer) appendLocked(frames ...[]byte) {
-	w.queue = append(w.queue, frames...)
-	start := !w.running && w.held == 0
-	if start {
-		w.running = true
-	}
-	w.mu.Unlock()
-	if start {
-		go w.drain()
-	}
+// idle reports, with mu held, that a frame may be written inline now:
+// nothing queued or held, no drain running, and a non-blocking write.
+func (w *Writer) idle() bool {
+	return !w.running && w.held == 0 && len(w.queue) == 0 && w.cfg.TryWrite != nil
 }
 
 // admit checks, with mu held, that one more frame may be queued. When not,
@@ -139,28 +116,40 @@ func (w *Writer) Deliver(m *Message, frame []byte) bool {
 }
 
 // EnqueueMany queues frames, in order, as one unit: an idle writer sends
-// them joined in one non-blocking write (what a batch's Flush would do,
-// without the second visit). It reports false when the writer is closed
-// or the queue overflowed.
+// them at once, joined into one non-blocking write (what a batch's Flush
+// would do, without the second visit). It reports false when the writer is
+// closed or the queue overflowed (the connection is then being dropped).
 func (w *Writer) EnqueueMany(frames [][]byte) bool {
-	switch len(frames) {
-	case 0:
+	if len(frames) == 0 {
 		return true
-	case 1:
-		return w.Enqueue(frames[0])
 	}
 	w.mu.Lock()
 	if !w.admit() {
 		return false
 	}
-	if w.batch == nil && !w.running && w.held == 0 && len(w.queue) == 0 && w.cfg.TryWrite != nil {
-		w.running = true
+	if !w.idle() {
+		// Queue behind whatever waits; start a drain unless a drain or a
+		// hold will write them.
+		w.queue = append(w.queue, frames...)
+		start := !w.running && w.held == 0
+		if start {
+			w.running = true
+		}
 		w.mu.Unlock()
-		w.inlineJoined(joinFrames(frames))
+		if start {
+			go w.drain()
+		}
 		return true
 	}
-	w.appendLocked(frames...)
-	return true
+	// Nothing queued and no drain running: write inline. running keeps
+	// other callers queueing behind these frames meanwhile.
+	w.running = true
+	w.mu.Unlock()
+	if len(frames) == 1 {
+		ok, _ := w.inline(frames[0])
+		return ok
+	}
+	return w.inlineJoined(joinFrames(frames))
 }
 
 // flushBatch writes what a batch queued, as one non-blocking write when
@@ -206,11 +195,13 @@ func joinFrames(frames [][]byte) (*[]byte, []byte) {
 // inlineJoined writes a joinFrames buffer inline (the caller has set
 // running). The buffer goes back to the pool only if the socket took all
 // of it (otherwise its tail is queued and still referenced).
-func (w *Writer) inlineJoined(bp *[]byte, buf []byte) {
-	if _, all := w.inline(buf); all && cap(buf) <= maxPooledCat {
+func (w *Writer) inlineJoined(bp *[]byte, buf []byte) (ok bool) {
+	ok, all := w.inline(buf)
+	if all && cap(buf) <= maxPooledCat {
 		*bp = buf[:0]
 		catPool.Put(bp)
 	}
+	return ok
 }
 
 // catPool holds buffers for concatenating a batch's frames: under load every

@@ -2,12 +2,12 @@ package actioncable
 
 import (
 	"encoding/json"
-	"sync"
 	"testing"
 	"time"
 	"unique"
 
 	"switchboard/gateway"
+	"switchboard/gateway/gatewaytest"
 )
 
 // payload strips the WebSocket header of a server frame (unmasked, text).
@@ -67,16 +67,9 @@ func TestFrames(t *testing.T) {
 // TestEncodedOncePerIdentifier: subscribers sharing an identifier get the
 // same bytes (one encoding), another identifier gets its own.
 func TestEncodedOncePerIdentifier(t *testing.T) {
-	var mu sync.Mutex
-	var got [][]byte
+	var sink gatewaytest.Sink
 	newSub := func(identifier string) *subscription {
-		c := &conn{id: identifier}
-		c.w = gateway.NewWriter(gateway.WriterConfig{Write: func(frames [][]byte) error {
-			mu.Lock()
-			defer mu.Unlock()
-			got = append(got, frames...)
-			return nil
-		}})
+		c := &conn{id: identifier, w: sink.Writer()}
 		return &subscription{c: c, identifier: identifier, key: unique.Make("actioncable:" + identifier)}
 	}
 	a := `{"channel":"NotificationChannel"}`
@@ -94,8 +87,7 @@ func TestEncodedOncePerIdentifier(t *testing.T) {
 	if encodes != 0 {
 		t.Fatalf("Deliver did not cache the frame: %d extra encodes", encodes)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	got := sink.Frames()
 	if len(got) != 4 {
 		t.Fatalf("%d frames", len(got))
 	}

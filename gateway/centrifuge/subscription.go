@@ -44,10 +44,11 @@ func (s *subscription) Deliver(m *gateway.Message) {
 // hold keeps back those of ms that must not be sent now and returns how
 // many it kept, all of them or a leading run: while the subscribe reply is
 // being built every message is buffered; afterwards the messages the reply
-// already covered are dropped. Those reach a subscription late when a
-// fan-out took the subscriber list before the subscribe and was delivered
-// after the reply (its publisher was descheduled in between); sending them
-// would repeat an offset the client already has.
+// already covered are dropped. Such a message got its offset (history
+// interceptor) before the reply read the stream position, but its fan-out
+// reached this subscription only after the reply (its publisher was
+// descheduled in between); sending it would repeat an offset the client
+// already has.
 func (s *subscription) hold(ms ...*gateway.Message) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,13 +1,13 @@
 package centrifuge
 
 import (
-	"bytes"
 	"encoding/json"
 	"regexp"
-	"sync"
+	"slices"
 	"testing"
 
 	"switchboard/gateway"
+	"switchboard/gateway/gatewaytest"
 )
 
 // A publication that reaches a subscription after its subscribe reply but
@@ -46,40 +46,21 @@ func TestSubscriptionDropsWhatTheReplyCovered(t *testing.T) {
 	offset := regexp.MustCompile(`"offset":(\d+)`)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var mu sync.Mutex
-			var out bytes.Buffer
-			w := gateway.NewWriter(gateway.WriterConfig{Write: func(frames [][]byte) error {
-				mu.Lock()
-				defer mu.Unlock()
-				for _, f := range frames {
-					out.Write(f)
-					out.WriteByte('\n')
-				}
-				return nil
-			}})
+			var sink gatewaytest.Sink
+			w := sink.Writer()
 			s := &subscription{c: &conn{w: w}, buffering: true}
 			tt.run(s)
 			<-w.CloseWith(nil)
-			mu.Lock()
-			defer mu.Unlock()
 			var got []string
-			for _, line := range bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n")) {
-				if len(line) == 0 {
-					continue
-				}
-				if m := offset.FindSubmatch(line); m != nil {
+			for _, f := range sink.Frames() {
+				if m := offset.FindSubmatch(f); m != nil {
 					got = append(got, string(m[1]))
 				} else {
 					got = append(got, "0")
 				}
 			}
-			if len(got) != len(tt.want) {
+			if !slices.Equal(got, tt.want) {
 				t.Fatalf("sent offsets %v, want %v", got, tt.want)
-			}
-			for i := range got {
-				if got[i] != tt.want[i] {
-					t.Fatalf("sent offsets %v, want %v", got, tt.want)
-				}
 			}
 		})
 	}

@@ -1,15 +1,15 @@
 package pusher
 
 import (
-	"bytes"
 	"encoding/json"
 	"regexp"
-	"sync"
+	"slices"
 	"testing"
 	"time"
 	"unique"
 
 	"switchboard/gateway"
+	"switchboard/gateway/gatewaytest"
 )
 
 // The cache interceptor stores an event before the hub fans it out, so a
@@ -36,16 +36,8 @@ func TestCacheReplayNotRepeatedByFanout(t *testing.T) {
 	event := regexp.MustCompile(`"event":"([^"]+)"`)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var mu sync.Mutex
-			var out bytes.Buffer
-			w := gateway.NewWriter(gateway.WriterConfig{Write: func(frames [][]byte) error {
-				mu.Lock()
-				defer mu.Unlock()
-				for _, f := range frames {
-					out.Write(f)
-				}
-				return nil
-			}})
+			var sink gatewaytest.Sink
+			w := sink.Writer()
 			s := &subscription{c: &conn{w: w}, name: hub, hub: hub, key: unique.Make("pusher:" + hub)}
 			h := gateway.NewHub()
 			cache := newLastEvents(time.Now)
@@ -57,13 +49,13 @@ func TestCacheReplayNotRepeatedByFanout(t *testing.T) {
 			tt.publish(h, late, next)
 
 			<-w.CloseWith(nil)
-			mu.Lock()
-			defer mu.Unlock()
 			var got []string
-			for _, m := range event.FindAllSubmatch(out.Bytes(), -1) {
-				got = append(got, string(m[1]))
+			for _, f := range sink.Frames() {
+				if m := event.FindSubmatch(f); m != nil {
+					got = append(got, string(m[1]))
+				}
 			}
-			if want := []string{"late", "next"}; len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+			if want := []string{"late", "next"}; !slices.Equal(got, want) {
 				t.Fatalf("events sent %v, want %v", got, want)
 			}
 		})

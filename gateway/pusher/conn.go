@@ -70,7 +70,13 @@ func (s *subscription) Deliver(m *gateway.Message) {
 	if s.skip(m) {
 		return
 	}
-	s.c.w.Deliver(m, m.Frame(s.key.Value(), func(m *gateway.Message) []byte { return eventFrame(s.name, m) }))
+	s.c.w.Deliver(m, s.frame(m))
+}
+
+// frame is m's event frame for this channel name, encoded once for every
+// subscriber that shares the name.
+func (s *subscription) frame(m *gateway.Message) []byte {
+	return m.Frame(s.key.Value(), func(m *gateway.Message) []byte { return eventFrame(s.name, m) })
 }
 
 // DeliverMany sends a backlog of the channel's messages in one write.
@@ -81,7 +87,7 @@ func (s *subscription) DeliverMany(ms []*gateway.Message) {
 		if s.skip(m) {
 			continue
 		}
-		frames = append(frames, m.Frame(s.key.Value(), func(m *gateway.Message) []byte { return eventFrame(s.name, m) }))
+		frames = append(frames, s.frame(m))
 	}
 	s.c.w.EnqueueMany(frames)
 }
