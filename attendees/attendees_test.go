@@ -16,6 +16,7 @@ import (
 	"switchboard/domain"
 	"switchboard/domain/dbtest"
 	"switchboard/gateway"
+	"switchboard/outbox"
 )
 
 const secret = "test-secret"
@@ -75,7 +76,7 @@ func setup(t *testing.T, db *domain.DB) *env {
 	broker := gateway.NewLocalBroker()
 	t.Cleanup(func() { _ = broker.Close(context.Background()) })
 	broker.Subscribe(node.DispatchBatch)
-	relay, err := domain.NewRelay(db, broker.Publish, domain.RelayConfig{Logger: log})
+	relay, err := outbox.NewRelay(db, gateway.Pipeline{Broker: broker}, outbox.Config{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

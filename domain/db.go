@@ -43,6 +43,8 @@ type DB struct {
 	DSN string
 	// Schema is the PostgreSQL schema in use (search_path), "" for SQLite.
 	Schema string
+	// Path is the SQLite file, "" for PostgreSQL.
+	Path string
 	// committed gets a token after every commit that wrote events, so the
 	// relay in this process wakes without waiting for a poll.
 	committed chan struct{}
@@ -151,7 +153,7 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	}
 	// SQLite has one writer; more connections only queue on the lock.
 	sdb.SetMaxOpenConns(4)
-	db := &DB{DB: sdb, Dialect: SQLite, DSN: dsn, committed: make(chan struct{}, 1)}
+	db := &DB{DB: sdb, Dialect: SQLite, DSN: dsn, Path: path, committed: make(chan struct{}, 1)}
 	if err := sdb.PingContext(ctx); err != nil {
 		sdb.Close()
 		return nil, fmt.Errorf("open sqlite: %w", err)
@@ -259,6 +261,11 @@ func (db *DB) nextID(ctx context.Context, q Querier, table string) (int64, error
 	b.ids = b.ids[1:]
 	return id, nil
 }
+
+// Committed gets a token after commits that wrote events through this
+// handle (several commits may share one), so a relay in this process wakes
+// at once instead of waiting for a poll.
+func (db *DB) Committed() <-chan struct{} { return db.committed }
 
 func (db *DB) signalCommitted() {
 	select {

@@ -47,6 +47,29 @@ type Envelope struct {
 	// this transaction (a participant removed from a room): the gateway drops
 	// those live subscriptions before fanning the event out.
 	Revoke []Revocation `json:"revoke,omitempty"`
+	// Streams are the places this event took in its channels' durable
+	// streams (Centrifugo offsets, Pusher cache channels). The relay's sink
+	// sets them before the event leaves for any hub, so every node and
+	// every replay after a restart gives it the same offset. Never set by
+	// modules.
+	Streams []StreamOffset `json:"streams,omitempty"`
+}
+
+// StreamOffset is an event's position in one channel's stream.
+type StreamOffset struct {
+	Channel string `json:"channel"`
+	Offset  uint64 `json:"offset"`
+	Epoch   string `json:"epoch"`
+}
+
+// StreamOffset returns env's position in channel's stream, if it has one.
+func (env Envelope) StreamOffset(channel string) (uint64, string) {
+	for _, s := range env.Streams {
+		if s.Channel == channel {
+			return s.Offset, s.Epoch
+		}
+	}
+	return 0, ""
 }
 
 // Revocation says that Member may no longer read Channel.

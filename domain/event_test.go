@@ -3,6 +3,7 @@ package domain_test
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"testing"
 
 	"switchboard/domain"
@@ -41,3 +42,11 @@ func TestEnvelopeMergesTriggeredBy(t *testing.T) {
 		})
 	}
 }
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+type pinged struct {
+	N int `json:"n"`
+}
+
+func (pinged) Name() string { return "Pinged" }

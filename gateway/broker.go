@@ -12,9 +12,12 @@ import (
 // Broker carries committed events from the relay to gateway nodes. Every
 // subscriber gets every event, in publish order.
 type Broker interface {
-	// Publish hands env over for every subscriber. Once it returns nil the
-	// event is the broker's to deliver and the relay may ack it.
-	Publish(ctx context.Context, env domain.Envelope) error
+	// Publish hands envs over for every subscriber, in order, and calls
+	// done (when not nil) once every subscriber has been called with them:
+	// only then may the relay move its position past them. Events a broker
+	// accepted but never delivered (the process died) are relayed again
+	// after the restart.
+	Publish(ctx context.Context, envs []domain.Envelope, done func()) error
 	// Subscribe registers fn for every later event. Events come in order,
 	// one or more at a time (a backlog is handed over together); fn must
 	// not keep the slice.
@@ -28,12 +31,10 @@ var ErrBrokerClosed = errors.New("broker closed")
 // event and one goroutine calls the subscribers in order, with everything
 // queued so far (up to MaxBrokerBatch events) in one call.
 //
-// Why not call them inline: the relay publishes from inside its outbox
-// transaction (watermill acks before it commits), and on SQLite that
-// transaction holds the database's write lock. A fan-out to thousands of
-// sockets takes tens of milliseconds, and REST writes would wait for it.
-// Queueing in memory gives up nothing: an event in this queue is exactly as
-// durable as one in a connection's write queue.
+// Why not call them inline: the relay goes on reading and keeping the next
+// events while these are fanned out, and a fan-out to thousands of sockets
+// takes tens of milliseconds. Queueing in memory gives up nothing: the relay
+// moves its position only when done is called after the fan-out.
 type LocalBroker struct {
 	cfg    LocalBrokerConfig
 	mu     sync.RWMutex
@@ -52,6 +53,8 @@ type LocalBroker struct {
 	// earned beyond those spent (see share); an event goes out alone only
 	// when it brings credit to one write.
 	credit float64
+	// dones of the events taken for the next fan-out.
+	dones []func()
 }
 
 // LocalBrokerConfig tunes a LocalBroker.
@@ -75,8 +78,9 @@ type LocalBrokerConfig struct {
 }
 
 type queued struct {
-	env domain.Envelope
-	at  time.Time
+	env  domain.Envelope
+	at   time.Time
+	done func() // set on the last event of a Publish call
 }
 
 // DefaultBrokerQueue is how many events may wait for fan-out before
@@ -124,7 +128,7 @@ func (b *LocalBroker) run() {
 			for {
 				select {
 				case q := <-b.queue:
-					b.deliver(b.collect(append(batch[:0], q.env)))
+					b.deliver(b.collect(append(batch[:0], b.arrived(q))))
 				default:
 					return
 				}
@@ -133,13 +137,16 @@ func (b *LocalBroker) run() {
 	}
 }
 
-// arrived records q's arrival time in the moving average and returns its
-// event.
+// arrived records q's arrival time in the moving average, keeps its done
+// for after the fan-out and returns its event.
 func (b *LocalBroker) arrived(q queued) domain.Envelope {
 	if !b.last.IsZero() {
 		b.gap = ewma(b.gap, q.at.Sub(b.last))
 	}
 	b.last = q.at
+	if q.done != nil {
+		b.dones = append(b.dones, q.done)
+	}
 	return q.env
 }
 
@@ -236,24 +243,42 @@ func (b *LocalBroker) deliver(batch []domain.Envelope) {
 		fn(batch)
 	}
 	clear(batch)
+	for i, done := range b.dones {
+		done()
+		b.dones[i] = nil
+	}
+	b.dones = b.dones[:0]
 }
 
-// Publish implements Broker: it queues env, waiting while the queue is
-// full.
-func (b *LocalBroker) Publish(ctx context.Context, env domain.Envelope) error {
-	select {
-	case <-b.stop:
-		return ErrBrokerClosed
-	default:
-	}
-	select {
-	case b.queue <- queued{env: env, at: time.Now()}:
+// Publish implements Broker: it queues envs, waiting while the queue is
+// full. If it fails part-way, done is never called.
+func (b *LocalBroker) Publish(ctx context.Context, envs []domain.Envelope, done func()) error {
+	if len(envs) == 0 {
+		if done != nil {
+			done()
+		}
 		return nil
-	case <-b.stop:
-		return ErrBrokerClosed
-	case <-ctx.Done():
-		return ctx.Err()
 	}
+	now := time.Now()
+	for i, env := range envs {
+		q := queued{env: env, at: now}
+		if i == len(envs)-1 {
+			q.done = done
+		}
+		select {
+		case <-b.stop:
+			return ErrBrokerClosed
+		default:
+		}
+		select {
+		case b.queue <- q:
+		case <-b.stop:
+			return ErrBrokerClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // Close stops accepting events, delivers the queued ones and returns when

@@ -20,7 +20,7 @@ func TestLocalBroker(t *testing.T) {
 		{"every subscriber gets every event in order", func(t *testing.T, b *gateway.LocalBroker, got <-chan string, release chan struct{}) {
 			close(release)
 			for i := range 100 {
-				if err := b.Publish(context.Background(), domain.Envelope{ID: fmt.Sprint(i)}); err != nil {
+				if err := b.Publish(context.Background(), []domain.Envelope{{ID: fmt.Sprint(i)}}, nil); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -34,7 +34,7 @@ func TestLocalBroker(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			for i := range 10 { // the subscriber is stuck on the first
-				if err := b.Publish(ctx, domain.Envelope{ID: fmt.Sprint(i)}); err != nil {
+				if err := b.Publish(ctx, []domain.Envelope{{ID: fmt.Sprint(i)}}, nil); err != nil {
 					t.Fatalf("publish %d: %v", i, err)
 				}
 			}
@@ -50,7 +50,7 @@ func TestLocalBroker(t *testing.T) {
 			accepted := 0
 			for ; ; accepted++ {
 				ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-				err := b.Publish(ctx, domain.Envelope{ID: fmt.Sprint(accepted)})
+				err := b.Publish(ctx, []domain.Envelope{{ID: fmt.Sprint(accepted)}}, nil)
 				cancel()
 				if errors.Is(err, context.DeadlineExceeded) {
 					break
@@ -69,9 +69,56 @@ func TestLocalBroker(t *testing.T) {
 				}
 			}
 		}},
+		{"done is called after the fan-out of the call's last event, once", func(t *testing.T, b *gateway.LocalBroker, got <-chan string, release chan struct{}) {
+			dones := make(chan int, 4)
+			envs := func(ids ...string) []domain.Envelope {
+				out := make([]domain.Envelope, len(ids))
+				for i, id := range ids {
+					out[i] = domain.Envelope{ID: id}
+				}
+				return out
+			}
+			// More than one broker batch in one call: done waits for the last.
+			var many []string
+			for i := range gateway.MaxBrokerBatch + 3 {
+				many = append(many, fmt.Sprint(i))
+			}
+			if err := b.Publish(context.Background(), envs(many...), func() { dones <- 1 }); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Publish(context.Background(), envs("x", "y"), func() { dones <- 2 }); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case d := <-dones:
+				t.Fatalf("done %d called before any fan-out", d)
+			case <-time.After(50 * time.Millisecond):
+			}
+			close(release)
+			for _, want := range append(many, "x", "y") {
+				if id := <-got; id != want {
+					t.Fatalf("got %s, want %s", id, want)
+				}
+			}
+			for _, want := range []int{1, 2} {
+				select {
+				case d := <-dones:
+					if d != want {
+						t.Fatalf("done %d, want %d (order)", d, want)
+					}
+				case <-time.After(time.Second):
+					t.Fatalf("done %d never called", want)
+				}
+			}
+			select {
+			case d := <-dones:
+				t.Fatalf("done %d called twice", d)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}},
 		{"close delivers what was queued, then refuses", func(t *testing.T, b *gateway.LocalBroker, got <-chan string, release chan struct{}) {
 			for i := range 5 {
-				if err := b.Publish(context.Background(), domain.Envelope{ID: fmt.Sprint(i)}); err != nil {
+				if err := b.Publish(context.Background(), []domain.Envelope{{ID: fmt.Sprint(i)}}, nil); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -86,7 +133,7 @@ func TestLocalBroker(t *testing.T) {
 			if err := <-closed; err != nil {
 				t.Fatal(err)
 			}
-			if err := b.Publish(context.Background(), domain.Envelope{ID: "late"}); !errors.Is(err, gateway.ErrBrokerClosed) {
+			if err := b.Publish(context.Background(), []domain.Envelope{{ID: "late"}}, nil); !errors.Is(err, gateway.ErrBrokerClosed) {
 				t.Fatalf("publish after close: %v", err)
 			}
 		}},
@@ -166,7 +213,7 @@ func TestLocalBrokerCoalesce(t *testing.T) {
 			sent := make([]time.Time, tt.events)
 			for i := range tt.events {
 				sent[i] = time.Now()
-				if err := b.Publish(context.Background(), domain.Envelope{ID: fmt.Sprint(i)}); err != nil {
+				if err := b.Publish(context.Background(), []domain.Envelope{{ID: fmt.Sprint(i)}}, nil); err != nil {
 					t.Fatal(err)
 				}
 				time.Sleep(tt.every)

@@ -1,10 +1,18 @@
 package gateway
 
 import (
+	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
+
+	"switchboard/domain"
 )
 
 // HistoryOptions say whether and how a channel keeps a stream.
@@ -20,7 +28,7 @@ type HistoryOptions struct {
 func (o HistoryOptions) Enabled() bool { return o.Size > 0 && o.TTL > 0 }
 
 // StreamPosition is a place in a channel's stream: the top offset of an
-// epoch. A new epoch means the stream was lost (restart, expiry), so
+// epoch. A new epoch means the stream was lost (expired, removed), so
 // positions of the old epoch cannot be recovered.
 type StreamPosition struct {
 	Offset uint64
@@ -29,8 +37,9 @@ type StreamPosition struct {
 
 // HistoryConfig configures a History.
 type HistoryConfig struct {
-	// Options returns the history options of a hub channel. Channels whose
-	// options are not Enabled get no offsets and keep nothing. Required.
+	// Options returns the history options of a hub channel; more can be
+	// added with History.Provide. Channels whose options are not Enabled
+	// get no offsets and keep nothing.
 	Options func(channel string) HistoryOptions
 	// MetaTTL is how long an idle stream's epoch and top offset outlive its
 	// last publication, so a client that reconnects after the data expired
@@ -44,33 +53,28 @@ type HistoryConfig struct {
 	Now func() time.Time
 }
 
-// History keeps a bounded, expiring stream per channel: every message
-// published to a history-enabled channel gets the next offset of the
-// channel's epoch and is stored. It is installed with Node.Intercept, so
-// domain events routed by Node.Dispatch are numbered and stored exactly like
-// server-API publications. Adapters that do not know streams (Pusher) ignore
-// Message.Offset and Message.Epoch.
+// History keeps a bounded, expiring stream per channel in the database:
+// the durable Centrifugo history (offsets, epochs, recovery) and the last
+// event of Pusher cache channels. It survives restarts, and every node on
+// the database reads the same streams.
 //
-// Offsets are assigned in the order interceptors run; Node.Publish is called
-// by the single broker subscriber, so that is the delivery order too.
-// Safe for concurrent use.
+// Streams are written only by the relay, through Pipeline.Keep, in the
+// relay's own transaction: an event gets its offsets before it leaves for
+// any hub, and is in the history before any client could have seen it, so
+// a client that saw offset N live finds N here after any crash. Offsets
+// follow the outbox's commit order (one relay per database, see
+// outbox.Claim).
 type History struct {
-	cfg       HistoryConfig
-	mu        sync.Mutex
-	streams   map[string]*stream
-	lastSweep time.Time
+	db  *domain.DB
+	cfg HistoryConfig
+
+	mu        sync.RWMutex
+	providers []func(string) HistoryOptions
 }
 
-type stream struct {
-	epoch   string
-	top     uint64
-	pubs    []*Message // oldest first, at most Size
-	times   []time.Time
-	touched time.Time
-}
-
-// NewHistory returns an empty History.
-func NewHistory(cfg HistoryConfig) *History {
+// NewHistory returns the history kept in db (see Migrations for its
+// tables).
+func NewHistory(db *domain.DB, cfg HistoryConfig) *History {
 	if cfg.MetaTTL <= 0 {
 		cfg.MetaTTL = 24 * time.Hour
 	}
@@ -80,50 +84,173 @@ func NewHistory(cfg HistoryConfig) *History {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Options == nil {
-		cfg.Options = func(string) HistoryOptions { return HistoryOptions{} }
+	h := &History{db: db, cfg: cfg}
+	if cfg.Options != nil {
+		h.providers = append(h.providers, cfg.Options)
 	}
-	return &History{cfg: cfg, streams: map[string]*stream{}}
+	return h
 }
 
-// Intercept numbers and stores m when its channel keeps history. It is a
-// gateway.Interceptor.
-func (h *History) Intercept(m *Message) {
-	opts := h.cfg.Options(m.Channel)
-	if !opts.Enabled() {
-		return
-	}
-	now := h.cfg.Now()
+// Provide adds a source of options (a protocol adapter's channels); a
+// channel gets the largest size and TTL any source gives it. Call before
+// serving.
+func (h *History) Provide(fn func(channel string) HistoryOptions) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.maybeSweep(now)
-	s := h.streamLocked(m.Channel, now)
-	s.trim(now, opts)
-	s.top++
-	m.Offset = s.top
-	m.Epoch = s.epoch
-	s.pubs = append(s.pubs, m)
-	s.times = append(s.times, now)
-	if len(s.pubs) > opts.Size {
-		drop := len(s.pubs) - opts.Size
-		// Copy down instead of reslicing so the backing array does not grow
-		// without bound on a busy channel.
-		s.pubs = append(s.pubs[:0], s.pubs[drop:]...)
-		s.times = append(s.times[:0], s.times[drop:]...)
+	h.providers = append(h.providers, fn)
+}
+
+// Options returns channel's history options.
+func (h *History) Options(channel string) HistoryOptions {
+	h.mu.RLock()
+	ps := h.providers
+	h.mu.RUnlock()
+	var o HistoryOptions
+	for _, p := range ps {
+		po := p(channel)
+		if !po.Enabled() {
+			continue
+		}
+		o.Size, o.TTL = max(o.Size, po.Size), max(o.TTL, po.TTL)
 	}
-	s.touched = now
+	return o
+}
+
+// MaxRecover is the most publications a recovery returns.
+func (h *History) MaxRecover() int { return h.cfg.MaxRecover }
+
+// keep numbers and stores envs' publications on history-enabled channels
+// through tx, and records each in env.Streams. It runs in the relay's
+// transaction (see Pipeline.Keep).
+func (h *History) keep(ctx context.Context, tx *sql.Tx, envs []domain.Envelope) error {
+	type pending struct {
+		env  int
+		opts HistoryOptions
+	}
+	var order []string
+	byChannel := map[string][]pending{}
+	for i := range envs {
+		for _, ch := range envs[i].Scope.ChannelNames() {
+			opts := h.Options(ch)
+			if !opts.Enabled() {
+				continue
+			}
+			if _, seen := byChannel[ch]; !seen {
+				order = append(order, ch)
+			}
+			byChannel[ch] = append(byChannel[ch], pending{env: i, opts: opts})
+		}
+	}
+	if len(order) == 0 {
+		return nil
+	}
+	now := h.cfg.Now()
+	var ins strings.Builder
+	args := make([]any, 0, 7*len(envs))
+	ins.WriteString(`INSERT INTO switchboard_history (channel, "offset", event_id, name, data, tags, expires_at) VALUES `)
+	for _, ch := range order {
+		ps := byChannel[ch]
+		var top uint64
+		var epoch string
+		// One statement per channel and batch: create the stream or move
+		// its top by the batch's count.
+		if err := tx.QueryRowContext(ctx, `INSERT INTO switchboard_streams (channel, epoch, top, touched) VALUES ($1, $2, $3, $4)
+ON CONFLICT (channel) DO UPDATE SET top = switchboard_streams.top + excluded.top, touched = excluded.touched
+RETURNING top, epoch`, ch, newEpoch(), len(ps), now.UnixMilli()).Scan(&top, &epoch); err != nil {
+			return fmt.Errorf("history: stream %s: %w", ch, err)
+		}
+		first := top - uint64(len(ps)) + 1
+		for k, p := range ps {
+			env := &envs[p.env]
+			off := first + uint64(k)
+			env.Streams = append(env.Streams, domain.StreamOffset{Channel: ch, Offset: off, Epoch: epoch})
+			var tags any
+			if len(env.Tags) > 0 {
+				b, err := json.Marshal(env.Tags)
+				if err != nil {
+					return fmt.Errorf("history: tags of %s: %w", env.ID, err)
+				}
+				tags = string(b)
+			}
+			if len(args) > 0 {
+				ins.WriteByte(',')
+			}
+			n := len(args)
+			fmt.Fprintf(&ins, "($%d,$%d,$%d,$%d,$%d,$%d,$%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7)
+			args = append(args, ch, int64(off), env.ID, env.Name, []byte(env.Data), tags, now.Add(p.opts.TTL).UnixMilli())
+		}
+		// Trim by size now and then; reads never look below top-Size, so
+		// rows left between trims are invisible.
+		size := uint64(ps[len(ps)-1].opts.Size)
+		if stride := max(1, size/8); top > size && (top/stride) != ((first-1)/stride) {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM switchboard_history WHERE channel = $1 AND "offset" <= $2`, ch, int64(top-size)); err != nil {
+				return fmt.Errorf("history: trim %s: %w", ch, err)
+			}
+		}
+	}
+	if _, err := tx.ExecContext(ctx, ins.String(), args...); err != nil {
+		return fmt.Errorf("history: store: %w", err)
+	}
+	return nil
+}
+
+// recall sets env.Streams of events kept before (see Pipeline.Recall).
+func (h *History) recall(ctx context.Context, envs []domain.Envelope) error {
+	idx := map[string]int{}
+	var b strings.Builder
+	args := make([]any, 0, len(envs))
+	b.WriteString(`SELECT h.event_id, h.channel, h."offset", s.epoch FROM switchboard_history h
+JOIN switchboard_streams s ON s.channel = h.channel WHERE h.event_id IN (`)
+	for i, env := range envs {
+		envs[i].Streams = nil
+		idx[env.ID] = i
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "$%d", i+1)
+		args = append(args, env.ID)
+	}
+	b.WriteString(`) ORDER BY h.channel, h."offset"`)
+	rows, err := h.db.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return fmt.Errorf("history: recall: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, ch, epoch string
+		var off int64
+		if err := rows.Scan(&id, &ch, &off, &epoch); err != nil {
+			return fmt.Errorf("history: recall: %w", err)
+		}
+		if i, ok := idx[id]; ok {
+			envs[i].Streams = append(envs[i].Streams, domain.StreamOffset{Channel: ch, Offset: uint64(off), Epoch: epoch})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("history: recall: %w", err)
+	}
+	return nil
 }
 
 // Position returns the current top of channel's stream, creating the
 // stream (and its epoch) if it does not exist yet, so that a subscriber that
 // arrives before the first publication gets a position it can recover from.
-func (h *History) Position(channel string) StreamPosition {
-	now := h.cfg.Now()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.maybeSweep(now)
-	s := h.streamLocked(channel, now)
-	return StreamPosition{Offset: s.top, Epoch: s.epoch}
+func (h *History) Position(ctx context.Context, channel string) (StreamPosition, error) {
+	var p StreamPosition
+	var top int64
+	err := h.db.QueryRowContext(ctx, `SELECT top, epoch FROM switchboard_streams WHERE channel = $1`, channel).Scan(&top, &p.Epoch)
+	if errors.Is(err, sql.ErrNoRows) {
+		if _, err := h.db.ExecContext(ctx, `INSERT INTO switchboard_streams (channel, epoch, top, touched) VALUES ($1, $2, 0, $3)
+ON CONFLICT (channel) DO NOTHING`, channel, newEpoch(), h.cfg.Now().UnixMilli()); err != nil {
+			return StreamPosition{}, fmt.Errorf("history: create stream %s: %w", channel, err)
+		}
+		err = h.db.QueryRowContext(ctx, `SELECT top, epoch FROM switchboard_streams WHERE channel = $1`, channel).Scan(&top, &p.Epoch)
+	}
+	if err != nil {
+		return StreamPosition{}, fmt.Errorf("history: position of %s: %w", channel, err)
+	}
+	p.Offset = uint64(top)
+	return p, nil
 }
 
 // Recover returns the publications after since, in order, when they are
@@ -131,33 +258,34 @@ func (h *History) Position(channel string) StreamPosition {
 // trimmed or expired, or more than MaxRecover were missed. A client must
 // then reload its state (Centrifugo's recovered=false); no partial list is
 // ever returned. top is the current position either way.
-func (h *History) Recover(channel string, since StreamPosition) (pubs []*Message, top StreamPosition, ok bool) {
-	opts := h.cfg.Options(channel)
-	now := h.cfg.Now()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	s := h.streamLocked(channel, now)
-	s.trim(now, opts)
-	top = StreamPosition{Offset: s.top, Epoch: s.epoch}
-	if since.Epoch != "" && since.Epoch != s.epoch {
-		return nil, top, false
+func (h *History) Recover(ctx context.Context, channel string, since StreamPosition) (pubs []*Message, top StreamPosition, ok bool, err error) {
+	top, err = h.Position(ctx, channel)
+	if err != nil {
+		return nil, top, false, err
 	}
-	if since.Offset > s.top {
-		return nil, top, false
+	if since.Epoch != "" && since.Epoch != top.Epoch {
+		return nil, top, false, nil
 	}
-	missed := s.top - since.Offset
+	if since.Offset > top.Offset {
+		return nil, top, false, nil
+	}
+	missed := top.Offset - since.Offset
 	if missed == 0 {
-		return nil, top, true
+		return nil, top, true, nil
 	}
-	if missed > uint64(h.cfg.MaxRecover) || missed > uint64(len(s.pubs)) {
-		return nil, top, false
+	opts := h.Options(channel)
+	if missed > uint64(h.cfg.MaxRecover) || missed > uint64(opts.Size) {
+		return nil, top, false, nil
 	}
-	out := make([]*Message, missed)
-	copy(out, s.pubs[uint64(len(s.pubs))-missed:])
-	if out[0].Offset != since.Offset+1 {
-		return nil, top, false
+	pubs, err = h.query(ctx, channel, top, `AND "offset" > $4 AND "offset" <= $5 ORDER BY "offset" ASC`,
+		int64(since.Offset), int64(top.Offset))
+	if err != nil {
+		return nil, top, false, err
 	}
-	return out, top, true
+	if uint64(len(pubs)) != missed || pubs[0].Offset != since.Offset+1 {
+		return nil, top, false, nil
+	}
+	return pubs, top, true, nil
 }
 
 // Query is a history read: the publications after Since (all kept ones when
@@ -171,22 +299,15 @@ type Query struct {
 
 // ErrUnrecoverablePosition is returned by Read when Since names another
 // epoch (Centrifugo's error 112).
-var ErrUnrecoverablePosition = errorString("unrecoverable position")
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
+var ErrUnrecoverablePosition = errors.New("unrecoverable position")
 
 // Read answers a history query on channel.
-func (h *History) Read(channel string, q Query) ([]*Message, StreamPosition, error) {
-	opts := h.cfg.Options(channel)
-	now := h.cfg.Now()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	s := h.streamLocked(channel, now)
-	s.trim(now, opts)
-	top := StreamPosition{Offset: s.top, Epoch: s.epoch}
-	if q.Since != nil && q.Since.Epoch != "" && q.Since.Epoch != s.epoch {
+func (h *History) Read(ctx context.Context, channel string, q Query) ([]*Message, StreamPosition, error) {
+	top, err := h.Position(ctx, channel)
+	if err != nil {
+		return nil, top, err
+	}
+	if q.Since != nil && q.Since.Epoch != "" && q.Since.Epoch != top.Epoch {
 		return nil, top, ErrUnrecoverablePosition
 	}
 	limit := q.Limit
@@ -196,79 +317,178 @@ func (h *History) Read(channel string, q Query) ([]*Message, StreamPosition, err
 	if limit == 0 {
 		return nil, top, nil
 	}
-	var sel []*Message
-	if !q.Reverse {
-		for _, m := range s.pubs {
-			if q.Since == nil || m.Offset > q.Since.Offset {
-				sel = append(sel, m)
-			}
-		}
-	} else {
+	var cond string
+	var args []any
+	switch {
+	case q.Since != nil && !q.Reverse:
+		cond, args = `AND "offset" > $4`, []any{int64(q.Since.Offset)}
+	case q.Since != nil && q.Reverse:
 		// Newest first; with a position, only what is older than it.
-		for i := len(s.pubs) - 1; i >= 0; i-- {
-			if m := s.pubs[i]; q.Since == nil || m.Offset < q.Since.Offset {
-				sel = append(sel, m)
-			}
+		cond, args = `AND "offset" < $4`, []any{int64(q.Since.Offset)}
+	}
+	order := `ASC`
+	if q.Reverse {
+		order = `DESC`
+	}
+	msgs, err := h.query(ctx, channel, top, cond+` ORDER BY "offset" `+order+` LIMIT `+fmt.Sprint(limit), args...)
+	return msgs, top, err
+}
+
+// Last returns channel's newest live publication and when it expires, or
+// nil (Pusher cache channels).
+func (h *History) Last(ctx context.Context, channel string) (*Message, time.Time, error) {
+	opts := h.Options(channel)
+	if !opts.Enabled() {
+		return nil, time.Time{}, nil
+	}
+	var m Message
+	var off, expires int64
+	var tags sql.NullString
+	var epoch string
+	var data []byte
+	err := h.db.QueryRowContext(ctx, `SELECT h."offset", h.event_id, h.name, h.data, h.tags, h.expires_at, s.epoch
+FROM switchboard_history h JOIN switchboard_streams s ON s.channel = h.channel
+WHERE h.channel = $1 AND h.expires_at > $2 AND h."offset" > s.top - $3 ORDER BY h."offset" DESC LIMIT 1`,
+		channel, h.cfg.Now().UnixMilli(), int64(opts.Size)).Scan(&off, &m.ID, &m.Event, &data, &tags, &expires, &epoch)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, time.Time{}, nil
+	}
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("history: last of %s: %w", channel, err)
+	}
+	m.Channel, m.Offset, m.Epoch, m.Data = channel, uint64(off), epoch, data
+	if tags.Valid && tags.String != "" {
+		if err := json.Unmarshal([]byte(tags.String), &m.Tags); err != nil {
+			return nil, time.Time{}, fmt.Errorf("history: tags in %s: %w", channel, err)
 		}
 	}
-	if len(sel) > limit {
-		sel = sel[:limit]
+	return &m, time.UnixMilli(expires), nil
+}
+
+// query returns the live publications of channel (within Size of top, not
+// expired) matching cond, whose placeholders start at $4.
+func (h *History) query(ctx context.Context, channel string, top StreamPosition, cond string, args ...any) ([]*Message, error) {
+	opts := h.Options(channel)
+	if !opts.Enabled() {
+		return nil, nil
 	}
-	return sel, top, nil
+	floor := int64(top.Offset) - int64(opts.Size)
+	q := `SELECT "offset", event_id, name, data, tags FROM switchboard_history
+WHERE channel = $1 AND "offset" > $2 AND expires_at > $3 ` + cond
+	all := append([]any{channel, floor, h.cfg.Now().UnixMilli()}, args...)
+	rows, err := h.db.QueryContext(ctx, q, all...)
+	if err != nil {
+		return nil, fmt.Errorf("history: read %s: %w", channel, err)
+	}
+	defer rows.Close()
+	var out []*Message
+	for rows.Next() {
+		var off int64
+		var tags sql.NullString
+		m := &Message{Channel: channel, Epoch: top.Epoch}
+		var data []byte
+		if err := rows.Scan(&off, &m.ID, &m.Event, &data, &tags); err != nil {
+			return nil, fmt.Errorf("history: read %s: %w", channel, err)
+		}
+		m.Offset, m.Data = uint64(off), data
+		if tags.Valid && tags.String != "" {
+			if err := json.Unmarshal([]byte(tags.String), &m.Tags); err != nil {
+				return nil, fmt.Errorf("history: tags in %s: %w", channel, err)
+			}
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("history: read %s: %w", channel, err)
+	}
+	return out, nil
 }
 
 // Remove drops channel's stream; its next publication starts a new epoch.
-func (h *History) Remove(channel string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	delete(h.streams, channel)
+func (h *History) Remove(ctx context.Context, channel string) error {
+	if _, err := h.db.ExecContext(ctx, `DELETE FROM switchboard_history WHERE channel = $1`, channel); err != nil {
+		return fmt.Errorf("history: remove %s: %w", channel, err)
+	}
+	if _, err := h.db.ExecContext(ctx, `DELETE FROM switchboard_streams WHERE channel = $1`, channel); err != nil {
+		return fmt.Errorf("history: remove %s: %w", channel, err)
+	}
+	return nil
 }
 
-func (h *History) streamLocked(channel string, now time.Time) *stream {
-	s := h.streams[channel]
-	if s == nil {
-		s = &stream{epoch: newEpoch(), touched: now}
-		h.streams[channel] = s
-	}
-	return s
-}
-
-// trim drops publications past their TTL.
-func (s *stream) trim(now time.Time, opts HistoryOptions) {
-	if opts.TTL <= 0 {
-		s.pubs, s.times = nil, nil
-		return
-	}
-	i := 0
-	for i < len(s.times) && now.Sub(s.times[i]) >= opts.TTL {
-		i++
-	}
-	if i > 0 {
-		s.pubs = append(s.pubs[:0], s.pubs[i:]...)
-		s.times = append(s.times[:0], s.times[i:]...)
-	}
-}
-
-// maybeSweep, at most once a minute, drops expired publications of every
-// stream (an idle channel is otherwise only trimmed when next used) and
-// forgets streams idle for longer than MetaTTL, so channels that stopped
-// being used do not hold memory forever.
-func (h *History) maybeSweep(now time.Time) {
-	if now.Sub(h.lastSweep) < time.Minute {
-		return
-	}
-	h.lastSweep = now
-	for ch, s := range h.streams {
-		if now.Sub(s.touched) >= h.cfg.MetaTTL {
-			delete(h.streams, ch)
-			continue
+// Prune deletes expired publications and streams idle for longer than
+// MetaTTL (with whatever they still hold). It returns the rows deleted.
+func (h *History) Prune(ctx context.Context) (int64, error) {
+	now := h.cfg.Now()
+	idle := now.Add(-h.cfg.MetaTTL).UnixMilli()
+	var n int64
+	for _, s := range []struct {
+		q   string
+		arg int64
+	}{
+		{`DELETE FROM switchboard_history WHERE expires_at <= $1`, now.UnixMilli()},
+		{`DELETE FROM switchboard_history WHERE channel IN (SELECT channel FROM switchboard_streams WHERE touched < $1)`, idle},
+		{`DELETE FROM switchboard_streams WHERE touched < $1`, idle},
+	} {
+		res, err := h.db.ExecContext(ctx, s.q, s.arg)
+		if err != nil {
+			return n, fmt.Errorf("history: prune: %w", err)
 		}
-		s.trim(now, h.cfg.Options(ch))
+		m, _ := res.RowsAffected()
+		n += m
 	}
+	return n, nil
+}
+
+// Migrations create the history's tables. Times are Unix milliseconds, the
+// same on both stores.
+func Migrations() []domain.Migration {
+	return []domain.Migration{{
+		Module: "gateway", Version: 1,
+		Postgres: `
+CREATE TABLE switchboard_streams (
+    channel TEXT PRIMARY KEY,
+    epoch TEXT NOT NULL,
+    top BIGINT NOT NULL,
+    touched BIGINT NOT NULL
+);
+CREATE TABLE switchboard_history (
+    channel TEXT NOT NULL,
+    "offset" BIGINT NOT NULL,
+    event_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    data BYTEA NOT NULL,
+    tags TEXT,
+    expires_at BIGINT NOT NULL,
+    PRIMARY KEY (channel, "offset")
+);
+CREATE INDEX switchboard_history_event ON switchboard_history (event_id);
+CREATE INDEX switchboard_history_expires ON switchboard_history (expires_at);
+`,
+		SQLite: `
+CREATE TABLE switchboard_streams (
+    channel TEXT PRIMARY KEY,
+    epoch TEXT NOT NULL,
+    top INTEGER NOT NULL,
+    touched INTEGER NOT NULL
+);
+CREATE TABLE switchboard_history (
+    channel TEXT NOT NULL,
+    "offset" INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    data BLOB NOT NULL,
+    tags TEXT,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (channel, "offset")
+);
+CREATE INDEX switchboard_history_event ON switchboard_history (event_id);
+CREATE INDEX switchboard_history_expires ON switchboard_history (expires_at);
+`,
+	}}
 }
 
 // newEpoch is a short random string: it only has to differ from the epochs
-// this process (or a previous one) handed out before.
+// this stream had before.
 func newEpoch() string {
 	var b [5]byte
 	_, _ = rand.Read(b[:])

@@ -21,6 +21,9 @@ type Node struct {
 	Presence *Presence
 	// Users enforces the per-user connection limit across protocols.
 	Users *UserConns
+	// History is the durable stream store (Centrifugo history, Pusher cache
+	// channels); nil when the node keeps none. Set before serving.
+	History *History
 
 	mu           sync.RWMutex
 	interceptors []Interceptor
@@ -88,7 +91,7 @@ func (n *Node) DispatchBatch(envs []domain.Envelope) {
 		}
 		ms := make([]*Message, len(envs))
 		for i, env := range envs {
-			ms[i] = &Message{Channel: ch, Event: env.Name, Data: env.Data, ID: env.ID, Tags: env.Tags, batch: b}
+			ms[i] = message(env, ch, b)
 			n.intercept(ms[i])
 		}
 		n.Hub.PublishMany(ms)
@@ -123,8 +126,18 @@ func (n *Node) dispatch(env domain.Envelope, b *Batch) {
 		n.Revoke(r.Member, r.Channel)
 	}
 	for _, ch := range env.Scope.ChannelNames() {
-		n.Publish(&Message{Channel: ch, Event: env.Name, Data: env.Data, ID: env.ID, ExceptConn: env.Except, Tags: env.Tags, batch: b})
+		n.Publish(message(env, ch, b))
 	}
+}
+
+// message is env's publication on ch, with the stream offset the relay's
+// history gave it there (see Pipeline.Keep).
+func message(env domain.Envelope, ch string, b *Batch) *Message {
+	m := &Message{Channel: ch, Event: env.Name, Data: env.Data, ID: env.ID, ExceptConn: env.Except, Tags: env.Tags, batch: b}
+	if len(env.Streams) > 0 {
+		m.Offset, m.Epoch = env.StreamOffset(ch)
+	}
+	return m
 }
 
 // OnRevoke registers fn to be told that userID lost the right to read

@@ -31,6 +31,11 @@ type config struct {
 	Retention    time.Duration // SWITCHBOARD_OUTBOX_RETENTION, default 24h
 	PollInterval time.Duration // SWITCHBOARD_RELAY_POLL, default 500ms (safety net behind wake-ups)
 	ShutdownWait time.Duration // SWITCHBOARD_SHUTDOWN_TIMEOUT, default 15s
+	// RestartGrace is SWITCHBOARD_RESTART_GRACE, default 2s: events waiting
+	// in the outbox when serve starts (not delivered before the last stop)
+	// go out this long after start, once clients have reconnected
+	// (outbox.Config.RestartGrace); 0 = at once.
+	RestartGrace time.Duration
 	// Coalesce is SWITCHBOARD_FANOUT_COALESCE, default 100ms: under sustained
 	// fan-out load, how long an event may wait for the next one so both
 	// leave in one write per connection (gateway.LocalBrokerConfig); 0 = never.
@@ -140,6 +145,11 @@ func loadConfig(args []string) (config, error) {
 	}
 	if c.ShutdownWait, err = envDuration("SWITCHBOARD_SHUTDOWN_TIMEOUT", 15*time.Second); err != nil {
 		errs = append(errs, err)
+	}
+	if c.RestartGrace, err = envDuration("SWITCHBOARD_RESTART_GRACE", 2*time.Second); err != nil {
+		errs = append(errs, err)
+	} else if c.RestartGrace < 0 {
+		errs = append(errs, errors.New("SWITCHBOARD_RESTART_GRACE must not be negative"))
 	}
 	if c.Coalesce, err = envDuration("SWITCHBOARD_FANOUT_COALESCE", 100*time.Millisecond); err != nil {
 		errs = append(errs, err)

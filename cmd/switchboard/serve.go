@@ -23,6 +23,7 @@ import (
 	"switchboard/gateway/centrifuge"
 	"switchboard/gateway/pusher"
 	"switchboard/notifications"
+	"switchboard/outbox"
 	"switchboard/social"
 )
 
@@ -30,6 +31,7 @@ import (
 func migrations() [][]domain.Migration {
 	return [][]domain.Migration{
 		domain.CoreMigrations(),
+		gateway.Migrations(),
 		attendees.Migrations(),
 		// Event-management modules (they reference attendees).
 		access.Migrations(),
@@ -66,14 +68,24 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := domain.Migrate(ctx, db, migrations()...); err != nil {
 		return err
 	}
+	// One node relays a database (see outbox.Claim): a second one is
+	// refused here, before it listens, instead of splitting the stream.
+	release, err := outbox.Claim(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer release()
 
 	broker := gateway.NewLocalBrokerConfig(gateway.LocalBrokerConfig{Coalesce: cfg.Coalesce})
 	// Community: chat answers the gateway's room-membership questions.
 	chatStore := chat.NewStore(db)
 	node := gateway.NewNode(&gateway.Authorizer{Membership: chatStore}, log)
+	// The durable stream store: Centrifugo history and Pusher cache
+	// channels register their channels with it below.
+	node.History = gateway.NewHistory(db, gateway.HistoryConfig{})
 	broker.Subscribe(node.DispatchBatch)
-	relay, err := domain.NewRelay(db, broker.Publish, domain.RelayConfig{
-		PollInterval: cfg.PollInterval, Retention: cfg.Retention, Logger: log,
+	relay, err := outbox.NewRelay(db, gateway.Pipeline{History: node.History, Broker: broker}, outbox.Config{
+		PollInterval: cfg.PollInterval, Retention: cfg.Retention, RestartGrace: cfg.RestartGrace, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -168,8 +180,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("http shutdown", "err", err)
 	}
-	// 2. Stop the relay: it commits the position of what it forwarded;
-	//    the broker then fans out what it had queued.
+	// 2. Stop the relay: it waits for the broker to fan out what it handed
+	//    over and stores its delivered position.
 	stopRelay()
 	wg.Wait()
 	if err := broker.Close(sctx); err != nil {

@@ -123,7 +123,6 @@ type Adapter struct {
 	node     *gateway.Node
 	cfg      Config
 	res      *resolver
-	history  *gateway.History
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 
@@ -132,10 +131,10 @@ type Adapter struct {
 	shut  bool
 }
 
-// New returns an adapter for node. It installs the channel history as a
-// node interceptor, so every message published to a history-enabled
-// channel — domain events included — gets an offset and is kept for
-// recovery.
+// New returns an adapter for node. Its namespaces' history options go to
+// the node's durable History (created on cfg.DB when the node has none), so
+// the relay numbers and keeps every publication of a history-enabled
+// channel — domain events included — before it is delivered.
 func New(node *gateway.Node, cfg Config) (*Adapter, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -155,14 +154,19 @@ func New(node *gateway.Node, cfg Config) (*Adapter, error) {
 			CheckOrigin: func(*http.Request) bool { return true },
 		},
 	}
-	a.history = gateway.NewHistory(gateway.HistoryConfig{Options: a.res.historyOptions})
-	node.Intercept(a.history.Intercept)
+	if node.History == nil {
+		if cfg.DB == nil {
+			return nil, errors.New("centrifuge: history needs a database (Config.DB) or a node History")
+		}
+		node.History = gateway.NewHistory(cfg.DB, gateway.HistoryConfig{})
+	}
+	node.History.Provide(a.res.historyOptions)
 	node.OnRevoke(a.revoke)
 	return a, nil
 }
 
-// History is the stream store the adapter installed on the node.
-func (a *Adapter) History() *gateway.History { return a.history }
+// History is the node's stream store the adapter reads.
+func (a *Adapter) History() *gateway.History { return a.node.History }
 
 // Routes registers the WebSocket endpoint, the connection-token endpoint
 // and the server API on e.

@@ -19,6 +19,7 @@ import (
 	"switchboard/domain/dbtest"
 	"switchboard/gateway"
 	"switchboard/gateway/centrifuge"
+	"switchboard/outbox"
 )
 
 const apiKey = "test-key"
@@ -36,6 +37,9 @@ func start(t *testing.T, db *domain.DB, tweak func(*centrifuge.Config, *gateway.
 	t.Helper()
 	signer, _ := domain.NewSigner("secret")
 	node := gateway.NewNode(nil, nil)
+	if err := domain.Migrate(context.Background(), db, gateway.Migrations()); err != nil {
+		t.Fatal(err)
+	}
 	broker := gateway.NewLocalBroker()
 	t.Cleanup(func() { _ = broker.Close(context.Background()) })
 	broker.Subscribe(node.DispatchBatch)
@@ -47,7 +51,7 @@ func start(t *testing.T, db *domain.DB, tweak func(*centrifuge.Config, *gateway.
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay, err := domain.NewRelay(db, broker.Publish, domain.RelayConfig{PollInterval: 50 * time.Millisecond})
+	relay, err := outbox.NewRelay(db, gateway.Pipeline{History: node.History, Broker: broker}, outbox.Config{PollInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

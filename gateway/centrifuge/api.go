@@ -228,7 +228,7 @@ func (a *Adapter) apiHistory(c echo.Context) error {
 	if perr != nil {
 		return fail(c, perr)
 	}
-	res, perr := readHistory(a.history, ch, req.Limit, req.Since, req.Reverse)
+	res, perr := readHistory(c.Request().Context(), a.node.History, ch, req.Limit, req.Since, req.Reverse)
 	if perr != nil {
 		return fail(c, perr)
 	}

@@ -393,10 +393,16 @@ func (c *conn) subscribe(id uint32, req *protocol.SubscribeRequest) bool {
 	res := &protocol.SubscribeResult{}
 	var last uint64
 	if ch.opts.History().Enabled() {
+		hctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
+		defer cancel()
 		res.Recoverable, res.Positioned = true, true
 		if req.Recover {
 			res.WasRecovering = true
-			pubs, top, ok := c.a.history.Recover(ch.hub, gateway.StreamPosition{Offset: req.Offset, Epoch: req.Epoch})
+			pubs, top, ok, err := c.a.node.History.Recover(hctx, ch.hub, gateway.StreamPosition{Offset: req.Offset, Epoch: req.Epoch})
+			if err != nil {
+				c.historyFailed(id, s, err)
+				return true
+			}
 			res.Epoch = top.Epoch
 			if ok {
 				// Echo the position recovered from: the client advances it
@@ -413,7 +419,11 @@ func (c *conn) subscribe(id uint32, req *protocol.SubscribeRequest) bool {
 				res.Offset, last = top.Offset, top.Offset
 			}
 		} else {
-			top := c.a.history.Position(ch.hub)
+			top, err := c.a.node.History.Position(hctx, ch.hub)
+			if err != nil {
+				c.historyFailed(id, s, err)
+				return true
+			}
 			res.Epoch, res.Offset, last = top.Epoch, top.Offset, top.Offset
 		}
 		// centrifuge-js with getState sets flag 2 (reject unrecovered): it
@@ -559,7 +569,9 @@ func (c *conn) historyCmd(id uint32, req *protocol.HistoryRequest) {
 		c.reply(errorReply(id, errPermissionDenied))
 		return
 	}
-	res, perr := readHistory(c.a.history, ch, req.Limit, req.Since, req.Reverse)
+	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
+	defer cancel()
+	res, perr := readHistory(ctx, c.a.node.History, ch, req.Limit, req.Since, req.Reverse)
 	if perr != nil {
 		c.reply(errorReply(id, perr))
 		return
@@ -567,8 +579,19 @@ func (c *conn) historyCmd(id uint32, req *protocol.HistoryRequest) {
 	c.reply(&protocol.Reply{Id: id, History: res})
 }
 
+// historyTimeout bounds a history read (a database query).
+const historyTimeout = 5 * time.Second
+
+// historyFailed answers a subscribe whose history read failed with an
+// internal error (the client retries) and undoes the subscription.
+func (c *conn) historyFailed(id uint32, s *subscription, err error) {
+	c.a.log.Error("subscribe: history", "channel", s.ch.name, "err", err)
+	c.dropSub(s)
+	c.reply(errorReply(id, errInternal))
+}
+
 // readHistory answers a history request (client or server API).
-func readHistory(h *gateway.History, ch channel, limit int32, since *protocol.StreamPosition, reverse bool) (*protocol.HistoryResult, *protocol.Error) {
+func readHistory(ctx context.Context, h *gateway.History, ch channel, limit int32, since *protocol.StreamPosition, reverse bool) (*protocol.HistoryResult, *protocol.Error) {
 	q := gateway.Query{Limit: int(limit), Reverse: reverse}
 	if since != nil {
 		if reverse && since.Offset == 0 {
@@ -576,9 +599,12 @@ func readHistory(h *gateway.History, ch channel, limit int32, since *protocol.St
 		}
 		q.Since = &gateway.StreamPosition{Offset: since.Offset, Epoch: since.Epoch}
 	}
-	pubs, top, err := h.Read(ch.hub, q)
+	pubs, top, err := h.Read(ctx, ch.hub, q)
 	if errors.Is(err, gateway.ErrUnrecoverablePosition) {
 		return nil, errUnrecoverable
+	}
+	if err != nil {
+		return nil, errInternal
 	}
 	res := &protocol.HistoryResult{Epoch: top.Epoch, Offset: top.Offset, Publications: []*protocol.Publication{}}
 	for _, m := range pubs {

@@ -1,6 +1,7 @@
 package centrifuge_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -14,17 +15,29 @@ import (
 // duplicates a publication: the subscriber joins the hub before reading the
 // stream and drops buffered messages the reply already covered.
 func TestSubscribeDuringTrafficIsGapFree(t *testing.T) {
-	e := start(t, dbtest.SQLite(t, domain.CoreMigrations()), nil)
+	db := dbtest.SQLite(t, domain.CoreMigrations())
+	e := start(t, db, nil)
 	const ch, total = "notification-channel-42", 400
+	// Through the outbox, as every publication goes: the relay numbers
+	// them and keeps them in the history before the fan-out.
 	publish := func(from, to int) {
 		for i := from; i <= to; i++ {
-			e.node.Dispatch(domain.RawEnvelope("NotificationCreated", domain.Scope{Channels: []string{ch}}, json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))))
-			if i%10 == 0 {
-				time.Sleep(time.Millisecond)
+			env := domain.RawEnvelope("NotificationCreated", domain.Scope{Channels: []string{ch}}, json.RawMessage(fmt.Sprintf(`{"n":%d}`, i)))
+			if err := db.InTx(context.Background(), func(tx *domain.Tx) error { tx.EmitEnvelope(env); return nil }); err != nil {
+				t.Error(err)
+				return
 			}
 		}
 	}
 	publish(1, 20)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if p, err := e.node.History.Position(context.Background(), ch); err == nil && p.Offset >= 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first 20 publications were never relayed")
+		}
+	}
 	done := make(chan struct{})
 	go func() { defer close(done); publish(21, total) }()
 

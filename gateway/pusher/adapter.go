@@ -125,7 +125,41 @@ func New(node *gateway.Node, cfg Config) (*Adapter, error) {
 	}
 	node.OnRevoke(a.revoke)
 	node.Intercept(a.intercept)
+	if node.History != nil {
+		node.History.Provide(a.cacheHistory)
+	}
 	return a, nil
+}
+
+// cacheHistory keeps the last event of every cache channel in the node's
+// durable History for its app's cache TTL, so cache channels answer the
+// same after a restart (see lastEvents.replayAndSubscribe).
+func (a *Adapter) cacheHistory(hub string) gateway.HistoryOptions {
+	appID, name, ok := splitHub(hub)
+	if !ok || !classify(name).cache {
+		return gateway.HistoryOptions{}
+	}
+	app := a.byID[appID]
+	if app == nil {
+		return gateway.HistoryOptions{}
+	}
+	return gateway.HistoryOptions{Size: 1, TTL: app.CacheTTL}
+}
+
+// storedCacheEvent is the last event of a cache channel in the durable
+// History and when it expires, or nil.
+func (a *Adapter) storedCacheEvent(hub string) (*gateway.Message, time.Time) {
+	if a.node.History == nil {
+		return nil, time.Time{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	m, expires, err := a.node.History.Last(ctx, hub)
+	if err != nil {
+		a.log.Warn("cache channel: stored event unreadable", "channel", hub, "err", err)
+		return nil, time.Time{}
+	}
+	return m, expires
 }
 
 // DefaultApp is the app /broadcasting/auth signs for.

@@ -51,6 +51,18 @@ func (l *lastEvents) store(m *gateway.Message, ttl time.Duration) {
 	}
 }
 
+// lookup returns hub's live entry, from memory or else from durable.
+func (l *lastEvents) lookup(hub string, durable func(hub string) (*gateway.Message, time.Time)) (cachedEvent, bool) {
+	if e, ok := l.get(hub); ok || durable == nil {
+		return e, ok
+	}
+	m, expires := durable(hub)
+	if m == nil {
+		return cachedEvent{}, false
+	}
+	return cachedEvent{event: m.Event, data: m.Data, tags: m.Tags, expires: expires, msg: m}, true
+}
+
 // get returns hub's live entry.
 func (l *lastEvents) get(hub string) (cachedEvent, bool) {
 	l.mu.Lock()
@@ -71,15 +83,30 @@ func (l *lastEvents) getLocked(hub string) (cachedEvent, bool) {
 // between is lost to s. The replayed message itself may still be on its way
 // through the hub (it is stored before it is fanned out): s.replayed makes
 // s skip it there, so it does not arrive twice.
-func (l *lastEvents) replayAndSubscribe(h *gateway.Hub, hub string, s *subscription) {
+//
+// Memory holds what this process fanned out. After a restart it is empty,
+// so a miss asks durable (the node's History, which keeps the last event of
+// every cache channel for its TTL) before answering cache_miss. That read
+// runs outside the lock: an event fanned out meanwhile is in memory by the
+// time the lock is taken, and one fanned out later reaches s through the
+// hub; what durable returned is skipped in the fan-out by its offset.
+func (l *lastEvents) replayAndSubscribe(h *gateway.Hub, hub string, s *subscription, durable func(hub string) (*gateway.Message, time.Time)) {
+	var stored *gateway.Message
+	if _, ok := l.get(hub); !ok && durable != nil {
+		stored, _ = durable(hub)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if e, ok := l.getLocked(hub); ok {
+	switch e, ok := l.getLocked(hub); {
+	case ok:
 		// Set before Subscribe and never changed: every fan-out that can
 		// reach s takes its subscriber list after this write.
-		s.replayed = e.msg
+		s.replayed, s.replayedOffset = e.msg, e.msg.Offset
 		s.c.w.Enqueue(eventFrame(s.name, &gateway.Message{Channel: hub, Event: e.event, Data: e.data, Tags: e.tags}))
-	} else {
+	case stored != nil:
+		s.replayedOffset = stored.Offset
+		s.c.w.Enqueue(eventFrame(s.name, stored))
+	default:
 		s.c.w.Enqueue(encode(outFrame{Event: evCacheMiss, Channel: s.name}))
 	}
 	h.Subscribe(hub, s)

@@ -44,7 +44,7 @@ func TestCacheReplayNotRepeatedByFanout(t *testing.T) {
 
 			late, next := msg("late"), msg("next")
 			cache.store(late, time.Minute) // the interceptor ran; the fan-out has not yet
-			cache.replayAndSubscribe(h, hub, s)
+			cache.replayAndSubscribe(h, hub, s, nil)
 			cache.store(next, time.Minute)
 			tt.publish(h, late, next)
 

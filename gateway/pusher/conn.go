@@ -53,8 +53,10 @@ type subscription struct {
 	info   chanInfo
 	member *gateway.Member // presence channels: who this connection is
 	// replayed is the cache channel's last event sent on subscribe (see
-	// lastEvents.replayAndSubscribe); the fan-out skips it.
-	replayed *gateway.Message
+	// lastEvents.replayAndSubscribe), and replayedOffset its stream offset;
+	// the fan-out skips it, and anything older still on its way.
+	replayed       *gateway.Message
+	replayedOffset uint64
 }
 
 func (s *subscription) ConnID() string { return s.c.id }
@@ -63,7 +65,8 @@ func (s *subscription) ConnID() string { return s.c.id }
 // instruction (terminate; the interceptor handles it) or the cache event
 // it already got on subscribe.
 func (s *subscription) skip(m *gateway.Message) bool {
-	return (m.Tags != nil && m.Tags[tagControl] != "") || m == s.replayed
+	return (m.Tags != nil && m.Tags[tagControl] != "") || m == s.replayed ||
+		(m.Offset != 0 && m.Offset <= s.replayedOffset)
 }
 
 func (s *subscription) Deliver(m *gateway.Message) {

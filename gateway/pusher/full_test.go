@@ -28,6 +28,7 @@ import (
 	"switchboard/domain/dbtest"
 	"switchboard/gateway"
 	"switchboard/gateway/pusher"
+	"switchboard/outbox"
 )
 
 const testMasterKey = "nxzvbGF+f8FGhk/jOaZvgMle1tqxzF/VfUZLBLhhaH0="
@@ -43,9 +44,11 @@ type full struct {
 }
 
 type fullOpts struct {
-	db    *domain.DB
-	apps  []pusher.App
-	tweak func(*pusher.Config)
+	db *domain.DB
+	// noRelay leaves the outbox unread (a node that has just started).
+	noRelay bool
+	apps    []pusher.App
+	tweak   func(*pusher.Config)
 }
 
 func newFull(t *testing.T, o fullOpts) *full {
@@ -60,15 +63,21 @@ func newFull(t *testing.T, o fullOpts) *full {
 	if o.tweak != nil {
 		o.tweak(&cfg)
 	}
+	if o.db != nil {
+		if err := domain.Migrate(context.Background(), o.db, gateway.Migrations()); err != nil {
+			t.Fatal(err)
+		}
+		node.History = gateway.NewHistory(o.db, gateway.HistoryConfig{Now: cfg.Now})
+	}
 	a, err := pusher.New(node, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.db != nil {
+	if o.db != nil && !o.noRelay {
 		broker := gateway.NewLocalBroker()
 		t.Cleanup(func() { _ = broker.Close(context.Background()) })
 		broker.Subscribe(node.DispatchBatch)
-		relay, err := domain.NewRelay(o.db, broker.Publish, domain.RelayConfig{PollInterval: 100 * time.Millisecond})
+		relay, err := outbox.NewRelay(o.db, gateway.Pipeline{History: node.History, Broker: broker}, outbox.Config{PollInterval: 100 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -592,6 +601,58 @@ func TestCacheChannels(t *testing.T) {
 		if got := d.read(); got.Event != "pusher:cache_miss" {
 			t.Fatalf("expired entry replayed: %+v", got)
 		}
+	})
+}
+
+// A cache channel's last event is durable: a new process on the same
+// database (fresh memory, its relay not started yet) replays it, and the
+// event, once relayed, is not sent to that subscriber a second time.
+func TestCacheChannelSurvivesRestart(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, db *domain.DB) {
+		before := newFull(t, fullOpts{db: db})
+		if st, body := before.api(t, "POST", "/apps/app-id/events", nil, map[string]any{"name": "price", "channel": "cache-ticker", "data": `{"p":7}`}, "app-secret"); st != 200 {
+			t.Fatalf("%d %v", st, body)
+		}
+		// Wait until the relay kept it (the first process replays it).
+		c, _ := before.dial(t)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			c.send(map[string]any{"event": "pusher:subscribe", "data": map[string]any{"channel": "cache-ticker"}})
+			c.read() // subscription_succeeded
+			if got := c.read(); got.Event == "price" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the first process never replayed the event")
+			}
+			c.send(map[string]any{"event": "pusher:unsubscribe", "data": map[string]any{"channel": "cache-ticker"}})
+			time.Sleep(50 * time.Millisecond)
+		}
+
+		after := newFull(t, fullOpts{db: db, noRelay: true})
+		d, _ := after.dial(t)
+		d.send(map[string]any{"event": "pusher:subscribe", "data": map[string]any{"channel": "cache-ticker"}})
+		if got := d.read(); got.Event != "pusher_internal:subscription_succeeded" {
+			t.Fatalf("%+v", got)
+		}
+		got := d.read()
+		if got.Event != "price" || string(got.Data) != `"{\"p\":7}"` {
+			t.Fatalf("after restart: %+v %s, want the stored price", got, got.Data)
+		}
+		st, info := after.api(t, "GET", "/apps/app-id/channels/cache-ticker", url.Values{"info": {"cache"}}, nil, "app-secret")
+		if cache, _ := info["cache"].(map[string]any); st != 200 || cache["data"] != `{"p":7}` || cache["ttl"].(float64) < 1700 {
+			t.Fatalf("channel info after restart %d %v", st, info)
+		}
+		// The relay of the new process hands the same event over again
+		// (with its stored offset): the subscriber already has it.
+		ms, _, err := after.node.History.Read(context.Background(), "pusher:app-id:cache-ticker", gateway.Query{Limit: 1, Reverse: true})
+		if err != nil || len(ms) != 1 {
+			t.Fatalf("stored: %v %v", ms, err)
+		}
+		env := domain.RawEnvelope("price", domain.Scope{Channels: []string{"pusher:app-id:cache-ticker"}}, ms[0].Data)
+		env.Streams = []domain.StreamOffset{{Channel: "pusher:app-id:cache-ticker", Offset: ms[0].Offset, Epoch: ms[0].Epoch}}
+		after.node.Dispatch(env)
+		d.quiet()
 	})
 }
 

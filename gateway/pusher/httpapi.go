@@ -333,7 +333,7 @@ func (a *Adapter) apiChannel(c echo.Context) error {
 			continue
 		}
 		out["cache"] = nil
-		if e, ok := a.cache.get(hubChannel(app, name)); ok {
+		if e, ok := a.cache.lookup(hubChannel(app, name), a.storedCacheEvent); ok {
 			data := string(e.data)
 			if e.tags["raw_string"] == "1" {
 				var s string

@@ -120,7 +120,7 @@ func (c *conn) subscribe(d subscribeData) {
 		c.w.Enqueue(succeededFrame(name, "{}"))
 	}
 	if info.cache {
-		c.a.cache.replayAndSubscribe(c.a.node.Hub, hub, s)
+		c.a.cache.replayAndSubscribe(c.a.node.Hub, hub, s, c.a.storedCacheEvent)
 	} else {
 		c.a.node.Hub.Subscribe(hub, s)
 	}

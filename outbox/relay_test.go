@@ -1,4 +1,4 @@
-package domain_test
+package outbox_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"switchboard/domain"
 	"switchboard/domain/dbtest"
+	"switchboard/outbox"
 )
 
 type pinged struct {
@@ -20,20 +21,56 @@ type pinged struct {
 
 func (pinged) Name() string { return "Pinged" }
 
-// collector is a Sink that records what it got.
+// collector is a Sink that records what it got. Keep marks each event
+// (so a test can tell kept from recalled ones) unless keepErr is set;
+// Deliver records and confirms at once unless hold is set (then done is
+// never called, as when the process dies before the fan-out).
 type collector struct {
-	mu   sync.Mutex
-	envs []domain.Envelope
-	ch   chan struct{}
+	mu       sync.Mutex
+	envs     []domain.Envelope
+	kept     int
+	recalled int
+	keepErr  error
+	hold     bool
+	ch       chan struct{}
 }
 
 func newCollector() *collector { return &collector{ch: make(chan struct{}, 1<<16)} }
 
-func (c *collector) sink(_ context.Context, env domain.Envelope) error {
+func (c *collector) Keep(_ context.Context, _ *sql.Tx, envs []domain.Envelope) error {
 	c.mu.Lock()
-	c.envs = append(c.envs, env)
+	defer c.mu.Unlock()
+	if c.keepErr != nil {
+		return c.keepErr
+	}
+	for i := range envs {
+		envs[i].Streams = []domain.StreamOffset{{Channel: "c", Offset: uint64(c.kept + 1), Epoch: "kept"}}
+		c.kept++
+	}
+	return nil
+}
+
+func (c *collector) Recall(_ context.Context, envs []domain.Envelope) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range envs {
+		envs[i].Streams = []domain.StreamOffset{{Channel: "c", Epoch: "recalled"}}
+		c.recalled++
+	}
+	return nil
+}
+
+func (c *collector) Deliver(_ context.Context, envs []domain.Envelope, done func()) error {
+	c.mu.Lock()
+	c.envs = append(c.envs, envs...)
+	hold := c.hold
 	c.mu.Unlock()
-	c.ch <- struct{}{}
+	for range envs {
+		c.ch <- struct{}{}
+	}
+	if !hold {
+		done()
+	}
 	return nil
 }
 
@@ -60,15 +97,20 @@ func (c *collector) count() int {
 	return len(c.envs)
 }
 
-func runRelay(t *testing.T, db *domain.DB, sink domain.Sink) (stop func()) {
+func runRelay(t *testing.T, db *domain.DB, sink outbox.Sink) (stop func()) {
 	t.Helper()
-	return runRelayPolling(t, db, sink, 200*time.Millisecond)
+	return runRelayConfig(t, db, sink, outbox.Config{PollInterval: 200 * time.Millisecond, DrainWait: 200 * time.Millisecond})
 }
 
 // runRelayPolling is runRelay with its safety-net poll set to poll.
-func runRelayPolling(t *testing.T, db *domain.DB, sink domain.Sink, poll time.Duration) (stop func()) {
+func runRelayPolling(t *testing.T, db *domain.DB, sink outbox.Sink, poll time.Duration) (stop func()) {
 	t.Helper()
-	r, err := domain.NewRelay(db, sink, domain.RelayConfig{PollInterval: poll})
+	return runRelayConfig(t, db, sink, outbox.Config{PollInterval: poll})
+}
+
+func runRelayConfig(t *testing.T, db *domain.DB, sink outbox.Sink, cfg outbox.Config) (stop func()) {
+	t.Helper()
+	r, err := outbox.NewRelay(db, sink, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +150,7 @@ func emit(t *testing.T, db *domain.DB, n int, fail bool) error {
 func TestRelayDeliversCommittedOnly(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, db *domain.DB) {
 		c := newCollector()
-		runRelay(t, db, c.sink)
+		runRelay(t, db, c)
 		if err := emit(t, db, 1, true); err == nil {
 			t.Fatal("expected the failing transaction to fail")
 		}
@@ -133,7 +175,7 @@ func TestRelayDeliversCommittedOnly(t *testing.T) {
 func TestRelayRestartLosesNothing(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, db *domain.DB) {
 		c := newCollector()
-		stop := runRelay(t, db, c.sink)
+		stop := runRelay(t, db, c)
 		for i := 0; i < 5; i++ {
 			if err := emit(t, db, i, false); err != nil {
 				t.Fatal(err)
@@ -148,7 +190,7 @@ func TestRelayRestartLosesNothing(t *testing.T) {
 			}
 		}
 		c2 := newCollector()
-		runRelay(t, db, c2.sink)
+		runRelay(t, db, c2)
 		got := c2.wait(t, 10)
 		time.Sleep(300 * time.Millisecond)
 		if n := c2.count(); n != 10 {
@@ -166,14 +208,14 @@ func TestRelayRestartLosesNothing(t *testing.T) {
 func TestRelayPrunesRelayedRows(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, db *domain.DB) {
 		c := newCollector()
-		runRelay(t, db, c.sink)
+		runRelay(t, db, c)
 		for i := 0; i < 3; i++ {
 			if err := emit(t, db, i, false); err != nil {
 				t.Fatal(err)
 			}
 		}
 		c.wait(t, 3)
-		r, err := domain.NewRelay(db, c.sink, domain.RelayConfig{Retention: time.Nanosecond})
+		r, err := outbox.NewRelay(db, c, outbox.Config{Retention: time.Nanosecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -195,15 +237,16 @@ func TestRelayPrunesRelayedRows(t *testing.T) {
 func TestRelayConfigValidate(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		cfg  domain.RelayConfig
+		cfg  outbox.Config
 		ok   bool
 	}{
-		{"zero is defaults", domain.RelayConfig{}, true},
-		{"negative poll", domain.RelayConfig{PollInterval: -1}, false},
-		{"negative retention", domain.RelayConfig{Retention: -1}, false},
+		{"zero is defaults", outbox.Config{}, true},
+		{"negative poll", outbox.Config{PollInterval: -1}, false},
+		{"negative retention", outbox.Config{Retention: -1}, false},
+		{"negative grace", outbox.Config{RestartGrace: -1}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := domain.NewRelay(&domain.DB{}, func(context.Context, domain.Envelope) error { return nil }, tc.cfg)
+			_, err := outbox.NewRelay(&domain.DB{}, newCollector(), tc.cfg)
 			if (err == nil) != tc.ok {
 				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
 			}
@@ -239,7 +282,7 @@ func TestRelayWokenByNotify(t *testing.T) {
 	}
 	defer writer.Close()
 	c := newCollector()
-	defer runRelayPolling(t, relayDB, c.sink, 10*time.Second)()
+	defer runRelayPolling(t, relayDB, c, 10*time.Second)()
 	time.Sleep(300 * time.Millisecond) // let the relay reach its idle wait
 	for i := 0; i < 3; i++ {
 		start := time.Now()

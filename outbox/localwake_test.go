@@ -1,4 +1,4 @@
-package domain_test
+package outbox_test
 
 import (
 	"context"
@@ -63,7 +63,7 @@ func TestLocalWakeSkipsNotify(t *testing.T) {
 	}
 	// Both events reach a relay on the local handle.
 	c := newCollector()
-	runRelayPolling(t, local, c.sink, 50*time.Millisecond)
+	runRelayPolling(t, local, c, 50*time.Millisecond)
 	for range tests {
 		select {
 		case <-c.ch:

@@ -1,0 +1,171 @@
+package outbox_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"switchboard/domain"
+	"switchboard/domain/dbtest"
+	"switchboard/outbox"
+)
+
+// Events kept but never confirmed delivered (the process died during the
+// fan-out) are delivered again by the next relay, recalled rather than kept
+// twice, in order; events confirmed delivered are not sent again.
+func TestRelayRedeliversWhatNoHubConfirmed(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, db *domain.DB) {
+		c := newCollector()
+		stop := runRelay(t, db, c)
+		for i := 0; i < 3; i++ {
+			if err := emit(t, db, i, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.wait(t, 3)
+		// From here the hub never confirms: the process "dies" mid-fan-out.
+		c.mu.Lock()
+		c.hold = true
+		c.mu.Unlock()
+		for i := 3; i < 6; i++ {
+			if err := emit(t, db, i, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.wait(t, 3)
+		stop()
+		for i := 6; i < 8; i++ { // committed while no relay runs
+			if err := emit(t, db, i, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		c2 := newCollector()
+		runRelay(t, db, c2)
+		got := c2.wait(t, 5)
+		time.Sleep(300 * time.Millisecond)
+		if n := c2.count(); n != 5 {
+			t.Fatalf("after restart delivered %d, want 5 (3 unconfirmed + 2 new, nothing confirmed again)", n)
+		}
+		for i, env := range got {
+			if want := `{"n":` + itoa(i+3) + `}`; string(env.Data) != want {
+				t.Fatalf("event %d = %s, want %s (order)", i, env.Data, want)
+			}
+			// The unconfirmed ones were kept before: recalled, not kept again.
+			wantEpoch := "kept"
+			if i < 3 {
+				wantEpoch = "recalled"
+			}
+			if len(env.Streams) != 1 || env.Streams[0].Epoch != wantEpoch {
+				t.Fatalf("event %d streams %+v, want epoch %q", i, env.Streams, wantEpoch)
+			}
+		}
+		if c2.kept != 2 || c2.recalled != 3 {
+			t.Fatalf("kept %d recalled %d, want 2 and 3", c2.kept, c2.recalled)
+		}
+	})
+}
+
+// A failing Keep rolls back with the stored position: nothing is delivered
+// until it succeeds, then everything is, once, in order.
+func TestRelayKeepFailureRetries(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, db *domain.DB) {
+		c := newCollector()
+		c.keepErr = errors.New("history unavailable")
+		runRelayConfig(t, db, c, outbox.Config{PollInterval: 50 * time.Millisecond})
+		for i := 0; i < 3; i++ {
+			if err := emit(t, db, i, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+		if n := c.count(); n != 0 {
+			t.Fatalf("delivered %d events whose keep failed", n)
+		}
+		c.mu.Lock()
+		c.keepErr = nil
+		c.mu.Unlock()
+		got := c.wait(t, 3)
+		for i, env := range got {
+			if want := `{"n":` + itoa(i) + `}`; string(env.Data) != want {
+				t.Fatalf("event %d = %s, want %s", i, env.Data, want)
+			}
+		}
+	})
+}
+
+// Events waiting when the relay starts go out after RestartGrace (clients
+// of protocols that cannot replay reconnect meanwhile); with nothing
+// waiting, the first new event goes out at once.
+func TestRelayRestartGrace(t *testing.T) {
+	const grace = 700 * time.Millisecond
+	dbtest.ForEach(t, func(t *testing.T, db *domain.DB) {
+		tests := []struct {
+			name    string
+			backlog bool
+			min     time.Duration
+			max     time.Duration
+		}{
+			{"nothing waiting: no hold", false, 0, grace / 2},
+			{"events waiting: held", true, grace - 50*time.Millisecond, 5 * time.Second},
+		}
+		for i, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				if tc.backlog {
+					if err := emit(t, db, i, false); err != nil {
+						t.Fatal(err)
+					}
+				}
+				c := newCollector()
+				start := time.Now()
+				stop := runRelayConfig(t, db, c, outbox.Config{PollInterval: 50 * time.Millisecond, RestartGrace: grace})
+				defer stop()
+				if !tc.backlog {
+					time.Sleep(50 * time.Millisecond)
+					start = time.Now()
+					if err := emit(t, db, i, false); err != nil {
+						t.Fatal(err)
+					}
+				}
+				c.wait(t, 1)
+				if d := time.Since(start); d < tc.min || d > tc.max {
+					t.Fatalf("delivered after %v, want between %v and %v", d, tc.min, tc.max)
+				}
+			})
+		}
+	})
+}
+
+// A second relay of the same database is refused with a message naming the
+// cluster setting; once the first lets go, the database can be claimed.
+func TestClaimRefusesSecondNode(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, db *domain.DB) {
+		ctx := context.Background()
+		release, err := outbox.Claim(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A second handle, as a second process would have.
+		var other *domain.DB
+		if db.Dialect == domain.Postgres {
+			other, err = domain.Open(ctx, domain.OpenConfig{DatabaseURL: db.DSN})
+		} else {
+			other, err = domain.OpenSQLite(ctx, db.Path)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		if _, err := outbox.Claim(ctx, other); !errors.Is(err, outbox.ErrClaimed) || !strings.Contains(err.Error(), "SWITCHBOARD_NATS_URL") {
+			t.Fatalf("second claim: %v, want ErrClaimed naming SWITCHBOARD_NATS_URL", err)
+		}
+		release()
+		again, err := outbox.Claim(ctx, other)
+		if err != nil {
+			t.Fatalf("claim after release: %v", err)
+		}
+		again()
+	})
+}

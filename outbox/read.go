@@ -1,0 +1,143 @@
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"switchboard/domain"
+)
+
+// The relay keeps two positions in watermill-sql's offsets table (one row
+// per consumer group, the format watermill's own subscriber uses):
+//
+//   - storedGroup: every row up to here was given to Sink.Keep, in the same
+//     transaction that moved this position (history rows and position
+//     commit together);
+//   - deliveredGroup: every row up to here was handed to every hub.
+//
+// storedGroup keeps the name of the single consumer group earlier versions
+// used, so an upgraded database resumes where it was.
+const (
+	storedGroup    = "relay"
+	deliveredGroup = "relay.delivered"
+)
+
+// batchSize bounds one read, and with it one SQLite write transaction.
+const batchSize = 100
+
+// position is a place in the outbox's commit order: (transaction id,
+// offset) on PostgreSQL, where rows become visible in transaction order
+// (xid8, see domain/outbox.go), and the offset alone on SQLite.
+type position struct {
+	xid    uint64 // PostgreSQL only
+	offset int64
+}
+
+// before reports whether p comes before q.
+func (p position) before(q position) bool {
+	return p.xid < q.xid || (p.xid == q.xid && p.offset < q.offset)
+}
+
+// row is one outbox row.
+type row struct {
+	pos position
+	env domain.Envelope
+	ok  bool // env decoded
+	raw []byte
+}
+
+// readAfter returns up to batchSize rows after p in commit order. On
+// PostgreSQL only rows of transactions older than every running one are
+// returned, so a transaction that commits later can never land before a
+// row already read (watermill-sql's xid8 rule).
+func readAfter(ctx context.Context, q querier, d domain.Dialect, p position) ([]row, error) {
+	var rs *sql.Rows
+	var err error
+	if d == domain.Postgres {
+		rs, err = q.QueryContext(ctx, `SELECT "offset", transaction_id::text, payload FROM "watermill_events"
+WHERE ((transaction_id = $1::text::xid8 AND "offset" > $2) OR transaction_id > $1::text::xid8)
+AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY transaction_id ASC, "offset" ASC LIMIT `+strconv.Itoa(batchSize),
+			strconv.FormatUint(p.xid, 10), p.offset)
+	} else {
+		rs, err = q.QueryContext(ctx, `SELECT "offset", '0', payload FROM "watermill_events"
+WHERE "offset" > $1 ORDER BY "offset" ASC LIMIT `+strconv.Itoa(batchSize), p.offset)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	defer rs.Close()
+	var out []row
+	for rs.Next() {
+		var r row
+		var xid string
+		if err := rs.Scan(&r.pos.offset, &xid, &r.raw); err != nil {
+			return nil, fmt.Errorf("read outbox: %w", err)
+		}
+		if r.pos.xid, err = strconv.ParseUint(xid, 10, 64); err != nil {
+			return nil, fmt.Errorf("read outbox: transaction id %q: %w", xid, err)
+		}
+		r.ok = json.Unmarshal(r.raw, &r.env) == nil
+		out = append(out, r)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	return out, nil
+}
+
+// querier is what readAfter and the position helpers need of a *sql.DB or
+// *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// loadPosition reads group's position; ok is false when the group has none.
+func loadPosition(ctx context.Context, q querier, d domain.Dialect, group string) (position, bool, error) {
+	var p position
+	var xid sql.NullString
+	var off sql.NullInt64
+	var err error
+	if d == domain.Postgres {
+		err = q.QueryRowContext(ctx, `SELECT offset_acked, last_processed_transaction_id::text FROM "watermill_offsets_events" WHERE consumer_group = $1`, group).Scan(&off, &xid)
+	} else {
+		err = q.QueryRowContext(ctx, `SELECT offset_acked, '0' FROM "watermill_offsets_events" WHERE consumer_group = $1`, group).Scan(&off, &xid)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return position{}, false, nil
+	}
+	if err != nil {
+		return position{}, false, fmt.Errorf("relay position %s: %w", group, err)
+	}
+	p.offset = off.Int64
+	if xid.Valid {
+		if p.xid, err = strconv.ParseUint(xid.String, 10, 64); err != nil {
+			return position{}, false, fmt.Errorf("relay position %s: transaction id %q: %w", group, xid.String, err)
+		}
+	}
+	return p, true, nil
+}
+
+// savePosition stores group's position.
+func savePosition(ctx context.Context, q querier, d domain.Dialect, group string, p position) error {
+	var err error
+	if d == domain.Postgres {
+		_, err = q.ExecContext(ctx, `INSERT INTO "watermill_offsets_events" (consumer_group, offset_acked, last_processed_transaction_id)
+VALUES ($1, $2, $3::text::xid8) ON CONFLICT (consumer_group) DO UPDATE
+SET offset_acked = excluded.offset_acked, last_processed_transaction_id = excluded.last_processed_transaction_id`,
+			group, p.offset, strconv.FormatUint(p.xid, 10))
+	} else {
+		_, err = q.ExecContext(ctx, `INSERT INTO "watermill_offsets_events" (consumer_group, offset_acked) VALUES ($1, $2)
+ON CONFLICT (consumer_group) DO UPDATE SET offset_acked = excluded.offset_acked`, group, p.offset)
+	}
+	if err != nil {
+		return fmt.Errorf("save relay position %s: %w", group, err)
+	}
+	return nil
+}
