@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/switchboard
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run build test vet test-go test-conformance conformance-deps bench bench-micro clean
+.PHONY: run build test vet test-go test-conformance conformance-deps killtest bench bench-micro clean
 
 ## run: build and start the gateway on its embedded default (SQLite in ./data, :8080)
 run: build
@@ -30,6 +30,11 @@ conformance-deps:
 
 test-conformance: build conformance-deps
 	cd conformance && SWITCHBOARD_BIN=$(CURDIR)/$(BIN) npm test
+
+## killtest: the durability tests alone (conformance/test/durability.test.js):
+## 20 kill -9 runs per store, restart grace, second node refused
+killtest: build conformance-deps
+	cd conformance && DURABILITY_RUNS=20 SWITCHBOARD_BIN=$(CURDIR)/$(BIN) node --test --test-concurrency=1 test/durability.test.js
 
 clean:
 	rm -rf bin data

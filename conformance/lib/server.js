@@ -92,11 +92,14 @@ process.on('exit', () => {
 // Server
 
 export class Server {
-  constructor({ child, port, dataDir, env }) {
+  constructor({ child, port, dataDir, env, ownsData = true }) {
     this.child = child;
     this.port = port;
     this.dataDir = dataDir;
     this.env = env;
+    // ownsData: stop() removes dataDir (startServer's fresh directory); a
+    // server from launchServer runs on a store that belongs to the caller.
+    this.ownsData = ownsData;
     this.host = '127.0.0.1';
     this.baseURL = `http://127.0.0.1:${port}`;
     this.wsURL = `ws://127.0.0.1:${port}/app/${APP_KEY}`;
@@ -112,10 +115,12 @@ export class Server {
         resolve({ code, signal });
       });
     });
+    this.stderr = []; // stderr alone, for messages a test asserts on
     const capture = (stream, name) => {
       stream.setEncoding('utf8');
       stream.on('data', (chunk) => {
         this.logs.push(chunk);
+        if (name === 'stderr') this.stderr.push(chunk);
         if (DEBUG) process.stderr.write(`[switchboard ${name} :${port}] ${chunk}`);
       });
     };
@@ -129,6 +134,10 @@ export class Server {
 
   logText() {
     return this.logs.join('');
+  }
+
+  stderrText() {
+    return this.stderr.join('');
   }
 
   dumpLogs(reason = '') {
@@ -177,9 +186,17 @@ export class Server {
         await this.exited;
         clearTimeout(killer);
       }
-      if (!process.env.KEEP_DATA) await rm(this.dataDir, { recursive: true, force: true });
+      if (this.ownsData && !process.env.KEEP_DATA) await rm(this.dataDir, { recursive: true, force: true });
     })();
     return this._stopping;
+  }
+
+  // kill sends `signal` (SIGKILL by default: no shutdown at all) to the
+  // binary itself and resolves once it has exited. Clients are left alone:
+  // they see the connection drop and reconnect on their own.
+  async kill(signal = 'SIGKILL') {
+    if (this.running) this.child.kill(signal);
+    return this.exited;
   }
 
   // token mints a JWT with the binary's `token` command and the same secret
@@ -244,6 +261,33 @@ export async function startServer({ env: extraEnv = {}, args = [] } = {}) {
   }
   await rm(dataDir, { recursive: true, force: true });
   throw lastErr;
+}
+
+// launchServer runs `<bin> serve` on the given port and data directory and
+// returns at once (await srv.waitReady() for a server meant to come up; watch
+// srv.exited for one meant to refuse). For tests that restart a server on the
+// same store and port, or start a second node on it: the server is tracked
+// like startServer's (killed when the test process exits, logs dumped by
+// test() on failure) but the data directory is the caller's, and stop()
+// leaves it in place. In env, a value of undefined removes the variable
+// (e.g. DATABASE_URL: undefined for SQLite under CONFORMANCE_DATABASE_URL).
+export function launchServer({ port, dataDir, env: extraEnv = {}, args = [] }) {
+  const bin = binaryPath();
+  if (!existsSync(bin)) {
+    throw new Error(`switchboard binary not found at ${bin}: run \`make build\` or set SWITCHBOARD_BIN`);
+  }
+  const env = baseEnv({
+    SWITCHBOARD_ADDR: `127.0.0.1:${port}`,
+    SWITCHBOARD_DATA_DIR: dataDir,
+    ...extraEnv,
+  });
+  for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
+  const child = spawn(bin, ['serve', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const srv = new Server({ child, port, dataDir, env, ownsData: false });
+  child.once('error', (err) => srv.logs.push(`\n[harness] spawn failed: ${err.message}\n`));
+  liveServers.add(srv);
+  startedServers.push(srv);
+  return srv;
 }
 
 // ---------------------------------------------------------------------------
