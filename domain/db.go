@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "github.com/lib/pq"  // PostgreSQL driver
+	"github.com/lib/pq" // PostgreSQL driver
 	_ "modernc.org/sqlite" // embedded store, pure Go
 )
 
@@ -45,6 +45,8 @@ type DB struct {
 	Schema string
 	// Path is the SQLite file, "" for PostgreSQL.
 	Path string
+	// timeout bounds PostgreSQL connects and stalled reads (see stallDialer).
+	timeout time.Duration
 	// committed gets a token after every commit that wrote events, so the
 	// relay in this process wakes without waiting for a poll.
 	committed chan struct{}
@@ -120,12 +122,15 @@ type OpenConfig struct {
 	// transaction commits, which serializes committing writers; the other
 	// writers of the database (other processes) still NOTIFY.
 	LocalWake bool
+	// Timeout bounds a PostgreSQL connect and any read or write that makes
+	// no progress (see stallConn). Zero means DefaultDBTimeout.
+	Timeout time.Duration
 }
 
 // Open opens the configured store and checks that it answers.
 func Open(ctx context.Context, cfg OpenConfig) (*DB, error) {
 	if cfg.DatabaseURL != "" {
-		return openPostgres(ctx, cfg.DatabaseURL, cfg.LocalWake)
+		return openPostgres(ctx, cfg.DatabaseURL, cfg.LocalWake, cfg.Timeout)
 	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = "data"
@@ -161,16 +166,24 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	return db, nil
 }
 
-func openPostgres(ctx context.Context, dsn string, localWake bool) (*DB, error) {
-	sdb, err := sql.Open("postgres", poolDSN(dsn, localWake))
+func openPostgres(ctx context.Context, dsn string, localWake bool, timeout time.Duration) (*DB, error) {
+	if timeout <= 0 {
+		timeout = DefaultDBTimeout
+	}
+	conn, err := pq.NewConnector(poolDSN(dsn, localWake))
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
+	// Half the request budget: a request that meets a cut path pays the
+	// stall twice at most (its statement, then the rollback) and still
+	// answers within timeout.
+	conn.Dialer(stallDialer{timeout: max(timeout/2, 500*time.Millisecond)})
+	sdb := sql.OpenDB(conn)
 	sdb.SetMaxOpenConns(48)
 	sdb.SetMaxIdleConns(48)
 	sdb.SetConnMaxIdleTime(5 * time.Minute)
-	db := &DB{DB: sdb, Dialect: Postgres, DSN: dsn, committed: make(chan struct{}, 1)}
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	db := &DB{DB: sdb, Dialect: Postgres, DSN: dsn, timeout: timeout, committed: make(chan struct{}, 1)}
+	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := sdb.QueryRowContext(pctx, `SELECT current_schema()`).Scan(&db.Schema); err != nil {
 		sdb.Close()
@@ -260,6 +273,15 @@ func (db *DB) nextID(ctx context.Context, q Querier, table string) (int64, error
 	id := b.ids[0]
 	b.ids = b.ids[1:]
 	return id, nil
+}
+
+// ListenDialer opens PostgreSQL LISTEN connections with the pool's connect
+// timeout and keepalive (the relay's wake-ups); nil on SQLite.
+func (db *DB) ListenDialer() pq.Dialer {
+	if db.Dialect != Postgres {
+		return nil
+	}
+	return stallDialer{timeout: db.timeout, listen: true}
 }
 
 // Committed gets a token after commits that wrote events through this

@@ -145,20 +145,20 @@ func (h *History) keep(ctx context.Context, tx *sql.Tx, envs []domain.Envelope) 
 		return nil
 	}
 	now := h.cfg.Now()
+	counts := make([]int, len(order))
+	for i, ch := range order {
+		counts[i] = len(byChannel[ch])
+	}
+	tops, err := h.advance(ctx, tx, order, counts, now)
+	if err != nil {
+		return err
+	}
 	var ins strings.Builder
 	args := make([]any, 0, 7*len(envs))
 	ins.WriteString(`INSERT INTO switchboard_history (channel, "offset", event_id, name, data, tags, expires_at) VALUES `)
 	for _, ch := range order {
 		ps := byChannel[ch]
-		var top uint64
-		var epoch string
-		// One statement per channel and batch: create the stream or move
-		// its top by the batch's count.
-		if err := tx.QueryRowContext(ctx, `INSERT INTO switchboard_streams (channel, epoch, top, touched) VALUES ($1, $2, $3, $4)
-ON CONFLICT (channel) DO UPDATE SET top = switchboard_streams.top + excluded.top, touched = excluded.touched
-RETURNING top, epoch`, ch, newEpoch(), len(ps), now.UnixMilli()).Scan(&top, &epoch); err != nil {
-			return fmt.Errorf("history: stream %s: %w", ch, err)
-		}
+		top, epoch := tops[ch].Offset, tops[ch].Epoch
 		first := top - uint64(len(ps)) + 1
 		for k, p := range ps {
 			env := &envs[p.env]
@@ -192,6 +192,46 @@ RETURNING top, epoch`, ch, newEpoch(), len(ps), now.UnixMilli()).Scan(&top, &epo
 		return fmt.Errorf("history: store: %w", err)
 	}
 	return nil
+}
+
+// advance creates the streams of channels or moves their tops by counts,
+// in one statement, and returns each stream's new top and epoch.
+func (h *History) advance(ctx context.Context, tx *sql.Tx, channels []string, counts []int, now time.Time) (map[string]StreamPosition, error) {
+	var b strings.Builder
+	args := make([]any, 0, 4*len(channels))
+	b.WriteString(`INSERT INTO switchboard_streams (channel, epoch, top, touched) VALUES `)
+	for i, ch := range channels {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "($%d,$%d,$%d,$%d)", 4*i+1, 4*i+2, 4*i+3, 4*i+4)
+		args = append(args, ch, newEpoch(), counts[i], now.UnixMilli())
+	}
+	b.WriteString(` ON CONFLICT (channel) DO UPDATE SET top = switchboard_streams.top + excluded.top, touched = excluded.touched
+RETURNING channel, top, epoch`)
+	rows, err := tx.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("history: advance streams: %w", err)
+	}
+	defer rows.Close()
+	tops := make(map[string]StreamPosition, len(channels))
+	for rows.Next() {
+		var ch string
+		var p StreamPosition
+		var top int64
+		if err := rows.Scan(&ch, &top, &p.Epoch); err != nil {
+			return nil, fmt.Errorf("history: advance streams: %w", err)
+		}
+		p.Offset = uint64(top)
+		tops[ch] = p
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("history: advance streams: %w", err)
+	}
+	if len(tops) != len(channels) {
+		return nil, fmt.Errorf("history: advance streams: %d of %d streams returned", len(tops), len(channels))
+	}
+	return tops, nil
 }
 
 // recall sets env.Streams of events kept before (see Pipeline.Recall).

@@ -58,10 +58,16 @@ func readAfter(ctx context.Context, q querier, d domain.Dialect, p position) ([]
 	var rs *sql.Rows
 	var err error
 	if d == domain.Postgres {
-		rs, err = q.QueryContext(ctx, `SELECT "offset", transaction_id::text, payload FROM "watermill_events"
-WHERE ((transaction_id = $1::text::xid8 AND "offset" > $2) OR transaction_id > $1::text::xid8)
-AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY transaction_id ASC, "offset" ASC LIMIT `+strconv.Itoa(batchSize),
+		// A row comparison is an index condition on the primary key
+		// (transaction_id, offset): the scan starts at p. The equivalent
+		// "(= AND >) OR >" is only a filter, and an in-order index scan
+		// then walks every relayed row still in the table on each read.
+		// The ORDER BY names the table's columns: an output column of the
+		// same name (the text of the xid) would sort as text.
+		rs, err = q.QueryContext(ctx, `SELECT e."offset", e.transaction_id::text AS xid, e.payload FROM "watermill_events" e
+WHERE (e.transaction_id, e."offset") > ($1::text::xid8, $2)
+AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY e.transaction_id ASC, e."offset" ASC LIMIT `+strconv.Itoa(batchSize),
 			strconv.FormatUint(p.xid, 10), p.offset)
 	} else {
 		rs, err = q.QueryContext(ctx, `SELECT "offset", '0', payload FROM "watermill_events"

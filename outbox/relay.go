@@ -136,18 +136,48 @@ func NewRelay(db *domain.DB, sink Sink, cfg Config) (*Relay, error) {
 }
 
 // Run relays until ctx is done, then waits (DrainWait at most) for the
-// events already handed over and stores the delivered position.
+// events already handed over and stores the delivered position. A database
+// that cannot be reached at start is retried every second, as later.
 func (r *Relay) Run(ctx context.Context) error {
-	wake, stopWake, err := r.wakeups()
-	if err != nil {
-		return err
+	var (
+		wake              <-chan struct{}
+		stopWake          func()
+		stored, delivered position
+		backlog           bool
+	)
+	for attempt := 0; ; attempt++ {
+		err := func() (err error) {
+			if wake == nil {
+				if wake, stopWake, err = r.wakeups(); err != nil {
+					return err
+				}
+			}
+			if stored, delivered, err = r.positions(ctx); err != nil {
+				return err
+			}
+			if r.cfg.RestartGrace > 0 {
+				rows, err := readAfter(ctx, r.db, r.db.Dialect, delivered)
+				if err != nil {
+					return err
+				}
+				backlog = len(rows) > 0
+			}
+			return nil
+		}()
+		if err == nil {
+			break
+		}
+		if attempt == 0 {
+			r.cfg.Logger.Warn("relay: cannot start yet; retrying every second", "err", err)
+		}
+		if !sleep(ctx, time.Second) {
+			if stopWake != nil {
+				stopWake()
+			}
+			return nil
+		}
 	}
 	defer stopWake()
-
-	stored, delivered, err := r.positions(ctx)
-	if err != nil {
-		return err
-	}
 	r.delivered = delivered
 
 	var wg sync.WaitGroup
@@ -161,22 +191,15 @@ func (r *Relay) Run(ctx context.Context) error {
 	}()
 
 	// Events waiting at start are held for RestartGrace (see Config).
-	holdUntil := time.Now().Add(r.cfg.RestartGrace)
-	if r.cfg.RestartGrace > 0 {
-		backlog, err := readAfter(ctx, r.db, r.db.Dialect, delivered)
-		if err != nil {
-			return err
-		}
-		if len(backlog) == 0 {
-			holdUntil = time.Time{}
-		} else {
-			r.cfg.Logger.Info("relay: delivering the events waiting since the last run after the restart grace",
-				"grace", r.cfg.RestartGrace, "first_batch", len(backlog))
-		}
+	var holdUntil time.Time
+	if backlog {
+		holdUntil = time.Now().Add(r.cfg.RestartGrace)
+		r.cfg.Logger.Info("relay: events were waiting since the last run; delivering them after the restart grace",
+			"grace", r.cfg.RestartGrace)
 	}
 
 	cursor := delivered
-	err = r.loop(ctx, wake, &cursor, stored, holdUntil)
+	err := r.loop(ctx, wake, &cursor, stored, holdUntil)
 	r.drain()
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = nil
@@ -189,6 +212,7 @@ func (r *Relay) Run(ctx context.Context) error {
 func (r *Relay) loop(ctx context.Context, wake <-chan struct{}, cursor *position, stored position, holdUntil time.Time) error {
 	poll := time.NewTimer(r.cfg.PollInterval)
 	defer poll.Stop()
+	failing := false // an outage is logged when it starts and when it ends
 	for ctx.Err() == nil {
 		var (
 			rows []row
@@ -211,11 +235,20 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}, cursor *position
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			r.cfg.Logger.Warn("relay: will retry", "err", err)
+			if !failing {
+				r.cfg.Logger.Warn("relay: will retry every second until it succeeds", "err", err)
+			} else {
+				r.cfg.Logger.Debug("relay: will retry", "err", err)
+			}
+			failing = true
 			if !sleep(ctx, time.Second) {
 				return ctx.Err()
 			}
 			continue
+		}
+		if failing {
+			r.cfg.Logger.Info("relay: resumed")
+			failing = false
 		}
 		if len(rows) == 0 {
 			poll.Reset(r.cfg.PollInterval)

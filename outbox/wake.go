@@ -82,7 +82,7 @@ func (r *Relay) wakeups() (<-chan struct{}, func(), error) {
 func (r *Relay) listen() (*pq.Listener, error) {
 	connected := make(chan struct{})
 	var once sync.Once
-	l := pq.NewListener(r.db.DSN, 100*time.Millisecond, 10*time.Second, func(ev pq.ListenerEventType, err error) {
+	l := pq.NewDialListener(r.db.ListenDialer(), r.db.DSN, 100*time.Millisecond, 10*time.Second, func(ev pq.ListenerEventType, err error) {
 		if ev == pq.ListenerEventConnected {
 			once.Do(func() { close(connected) })
 		}
