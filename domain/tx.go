@@ -105,7 +105,8 @@ func (tx *Tx) commit(ctx context.Context) error {
 		}
 		final = withOutbox(final, q)
 	}
-	if tx.stx == nil && len(tx.held) == 0 {
+	_, claimed := ctx.Value(idemClaimKey{}).(idemClaim)
+	if tx.stx == nil && len(tx.held) == 0 && (!claimed || final.query == "") {
 		if final.query == "" {
 			return nil // nothing read or written
 		}
@@ -124,6 +125,10 @@ func (tx *Tx) commit(ctx context.Context) error {
 		if _, err := tx.exec(ctx, stx, final); err != nil {
 			return err
 		}
+	}
+	// An Idempotency-Key commits with the write (see claimKey).
+	if err := claimKey(ctx, stx); err != nil {
+		return err
 	}
 	if err := stx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
