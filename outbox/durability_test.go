@@ -172,3 +172,44 @@ func TestClaimRefusesSecondNode(t *testing.T) {
 		again()
 	})
 }
+
+// A transaction left open elsewhere on the cluster hides later commits from
+// the relay (their order is not final until it ends). When it ends, nothing
+// wakes the relay; it must look again within milliseconds, not wait for
+// its poll (10 s here).
+func TestRelayNotParkedBehindUnrelatedTransaction(t *testing.T) {
+	db := dbtest.Postgres(t)
+	ctx := context.Background()
+	c := newCollector()
+	runRelayConfig(t, db, c, outbox.Config{PollInterval: 10 * time.Second})
+	time.Sleep(200 * time.Millisecond) // the relay is idle
+
+	other, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback()
+	if _, err := other.ExecContext(ctx, `SELECT pg_current_xact_id()`); err != nil { // takes an xid: holds xmin back
+		t.Fatal(err)
+	}
+	if err := emit(t, db, 1, false); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.ch:
+		t.Fatal("an event was relayed while an older transaction was still open (its order was not final)")
+	case <-time.After(700 * time.Millisecond):
+	}
+	ended := time.Now()
+	if err := other.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.ch:
+		if d := time.Since(ended); d > 500*time.Millisecond {
+			t.Fatalf("relayed %v after the blocking transaction ended", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("not relayed within 5 s of the blocking transaction's end: the relay waited for its poll")
+	}
+}

@@ -147,3 +147,20 @@ ON CONFLICT (consumer_group) DO UPDATE SET offset_acked = excluded.offset_acked`
 	}
 	return nil
 }
+
+// pendingAfter reports whether rows after p exist that readAfter cannot
+// return yet: on PostgreSQL, rows of transactions newer than one still
+// running somewhere in the cluster (their order is not final until it
+// ends). Always false on SQLite, where a committed row is readable at once.
+func pendingAfter(ctx context.Context, q querier, d domain.Dialect, p position) (bool, error) {
+	if d != domain.Postgres {
+		return false, nil
+	}
+	var ok bool
+	err := q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM "watermill_events" e
+WHERE (e.transaction_id, e."offset") > ($1::text::xid8, $2))`, strconv.FormatUint(p.xid, 10), p.offset).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("relay: pending rows: %w", err)
+	}
+	return ok, nil
+}

@@ -213,6 +213,7 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}, cursor *position
 	poll := time.NewTimer(r.cfg.PollInterval)
 	defer poll.Stop()
 	failing := false // an outage is logged when it starts and when it ends
+	var backoff time.Duration // while committed rows are not yet readable
 	for ctx.Err() == nil {
 		var (
 			rows []row
@@ -251,6 +252,17 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}, cursor *position
 			failing = false
 		}
 		if len(rows) == 0 {
+			// Committed rows hidden behind a transaction still running
+			// elsewhere on the cluster wake nobody when it ends: look
+			// again soon instead of waiting out the poll.
+			if pending, err := pendingAfter(ctx, r.db, r.db.Dialect, *cursor); err == nil && pending {
+				backoff = min(max(2*backoff, pendingMinWait), pendingMaxWait)
+				if !sleep(ctx, backoff) {
+					return ctx.Err()
+				}
+				continue
+			}
+			backoff = 0
 			poll.Reset(r.cfg.PollInterval)
 			select {
 			case <-ctx.Done():
@@ -260,6 +272,7 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}, cursor *position
 			}
 			continue
 		}
+		backoff = 0
 		if !holdUntil.IsZero() {
 			if !sleep(ctx, time.Until(holdUntil)) {
 				return ctx.Err()
@@ -505,6 +518,13 @@ AND "offset" <= (SELECT offset_acked FROM "watermill_offsets_events" WHERE consu
 	}
 	return n, nil
 }
+
+// While committed rows wait behind a running transaction, the relay looks
+// again after pendingMinWait, doubling up to pendingMaxWait.
+const (
+	pendingMinWait = 2 * time.Millisecond
+	pendingMaxWait = 50 * time.Millisecond
+)
 
 // sleep waits d or until ctx ends; it reports whether d passed.
 func sleep(ctx context.Context, d time.Duration) bool {
