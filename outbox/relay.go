@@ -212,7 +212,7 @@ func (r *Relay) Run(ctx context.Context) error {
 func (r *Relay) loop(ctx context.Context, wake <-chan struct{}, cursor *position, stored position, holdUntil time.Time) error {
 	poll := time.NewTimer(r.cfg.PollInterval)
 	defer poll.Stop()
-	failing := false // an outage is logged when it starts and when it ends
+	failing := false          // an outage is logged when it starts and when it ends
 	var backoff time.Duration // while committed rows are not yet readable
 	for ctx.Err() == nil {
 		var (
