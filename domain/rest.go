@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -17,13 +18,14 @@ import (
 const HeaderRequestID = "X-Request-ID"
 
 // NewEcho returns an echo instance with Switchboard's REST conventions: one
-// error renderer, request ids, panic recovery and a body size cap.
+// error renderer, request ids, panic recovery, a body size cap, and path
+// and query parameters refused when PostgreSQL could not store them.
 func NewEcho(log *slog.Logger) *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = errorHandler(log)
-	e.Use(recoverer(log), requestID, bodyLimit(1<<20))
+	e.Use(recoverer(log), requestID, bodyLimit(1<<20), textParams)
 	return e
 }
 
@@ -38,7 +40,11 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			return
 		}
 		e := toError(err)
-		if e.Status >= 500 {
+		if e.Code == ErrDatabaseUnavailable.Code {
+			// Clients (and proxies) retry after the health check's period.
+			c.Response().Header().Set("Retry-After", "2")
+		}
+		if e.Status >= 500 && e.Code != ErrDatabaseUnavailable.Code {
 			log.Error("request failed", "method", c.Request().Method, "path", c.Path(),
 				"request_id", c.Response().Header().Get(HeaderRequestID), "err", err)
 		}
@@ -53,6 +59,9 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 func toError(err error) *Error {
 	if e, ok := AsError(err); ok {
 		return e
+	}
+	if IsUnavailable(err) {
+		return ErrDatabaseUnavailable
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
@@ -162,18 +171,48 @@ func BearerToken(r *http.Request) (string, bool) {
 	return "", false
 }
 
-// Bind decodes a JSON body. Unknown fields are ignored (clients evolve);
-// a body that is not JSON is a 400 with the decoder's reason.
+// Bind decodes a JSON body. Unknown fields are ignored (clients evolve).
+// In order, so the answer is the same whatever else is wrong:
+//   - a body that is not JSON is a 400 with the decoder's reason, and so is
+//     anything but whitespace after the JSON value (`{...}}` would pass a
+//     streaming decoder, which stops at the end of the first value);
+//   - a NUL character in any string of the body, keys included, is a 422
+//     naming the field (see input.go: PostgreSQL cannot store it), also
+//     when the string was meant for a time or an id;
+//   - JSON that does not fit v (a string for a number, 1e400) is a 400.
 func Bind(c echo.Context, v any) error {
-	dec := json.NewDecoder(c.Request().Body)
-	if err := dec.Decode(v); err != nil {
+	// The whole body is read (bodyLimit caps it at 1 MiB) so the checks
+	// below see the bytes the decoder saw.
+	raw, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &Error{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large", Message: "request body too large"}
+		}
+		return BadRequest("could not read the request body")
+	}
+	// Syntax first, into a RawMessage (which takes any JSON value), so a
+	// syntax error is told apart from a value that does not fit v.
+	var value json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&value); err != nil {
 		if errors.Is(err, io.EOF) {
 			return BadRequest("request body is empty")
 		}
 		return BadRequest("malformed JSON body: %v", err)
 	}
-	if dec.More() {
-		return BadRequest("malformed JSON body: trailing data")
+	if len(bytes.TrimLeft(raw[dec.InputOffset():], " \t\r\n")) > 0 {
+		return BadRequest("malformed JSON body: trailing data after the JSON value")
+	}
+	// The cheap scan decides for almost every body; only one that holds
+	// the escape is walked again to name the field.
+	if hasNULEscape(value) {
+		if field, ok := nulField(value); ok {
+			return Invalid(field, "must not contain NUL characters")
+		}
+	}
+	if err := json.Unmarshal(value, v); err != nil {
+		return BadRequest("malformed JSON body: %v", err)
 	}
 	return nil
 }
