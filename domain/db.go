@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -13,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lib/pq" // PostgreSQL driver
+	"github.com/lib/pq"    // PostgreSQL driver
 	_ "modernc.org/sqlite" // embedded store, pure Go
 )
 
@@ -45,7 +46,7 @@ type DB struct {
 	Schema string
 	// Path is the SQLite file, "" for PostgreSQL.
 	Path string
-	// timeout bounds PostgreSQL connects and stalled reads (see stallDialer).
+	// timeout bounds PostgreSQL connects (see OpenConfig.Timeout).
 	timeout time.Duration
 	// committed gets a token after every commit that wrote events, so the
 	// relay in this process wakes without waiting for a poll.
@@ -122,8 +123,9 @@ type OpenConfig struct {
 	// transaction commits, which serializes committing writers; the other
 	// writers of the database (other processes) still NOTIFY.
 	LocalWake bool
-	// Timeout bounds a PostgreSQL connect and any read or write that makes
-	// no progress (see stallConn). Zero means DefaultDBTimeout.
+	// Timeout bounds a PostgreSQL connect; requests bound their own work by
+	// their context, which also ends a read stuck on a cut network path
+	// (see abortConnector). Zero means DefaultDBTimeout.
 	Timeout time.Duration
 }
 
@@ -170,14 +172,10 @@ func openPostgres(ctx context.Context, dsn string, localWake bool, timeout time.
 	if timeout <= 0 {
 		timeout = DefaultDBTimeout
 	}
-	conn, err := pq.NewConnector(poolDSN(dsn, localWake))
+	conn, err := newAbortConnector(poolDSN(dsn, localWake), timeout)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	// Half the request budget: a request that meets a cut path pays the
-	// stall twice at most (its statement, then the rollback) and still
-	// answers within timeout.
-	conn.Dialer(stallDialer{timeout: max(timeout/2, 500*time.Millisecond)})
 	sdb := sql.OpenDB(conn)
 	sdb.SetMaxOpenConns(48)
 	sdb.SetMaxIdleConns(48)
@@ -281,7 +279,17 @@ func (db *DB) ListenDialer() pq.Dialer {
 	if db.Dialect != Postgres {
 		return nil
 	}
-	return stallDialer{timeout: db.timeout, listen: true}
+	return slotDialer{d: &net.Dialer{Timeout: db.timeout,
+		KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 5 * time.Second, Interval: 2 * time.Second, Count: 3}}}
+}
+
+// Timeout is the database timeout the store was opened with (see
+// OpenConfig.Timeout).
+func (db *DB) Timeout() time.Duration {
+	if db.timeout <= 0 {
+		return DefaultDBTimeout
+	}
+	return db.timeout
 }
 
 // Committed gets a token after commits that wrote events through this

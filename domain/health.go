@@ -21,6 +21,7 @@ type Health struct {
 	timeout time.Duration
 
 	mu     sync.Mutex
+	misses int // failed checks in a row
 	down   bool
 	reason string
 	since  time.Time
@@ -97,6 +98,13 @@ func (h *Health) check(ctx context.Context) {
 
 func (h *Health) set(up bool, reason string) {
 	h.mu.Lock()
+	// One missed ping on a loaded box is not an outage: two in a row are.
+	if up {
+		h.misses = 0
+	} else if h.misses++; h.misses < 2 {
+		h.mu.Unlock()
+		return
+	}
 	changed := h.down == up
 	h.down, h.reason = !up, reason
 	if changed {
@@ -121,8 +129,15 @@ func (h *Health) Status() HealthStatus {
 	return HealthStatus{Up: !h.down, Reason: h.reason, Since: h.since}
 }
 
-// Guard bounds every request's database work by timeout (its context's
-// deadline) and, while h says the database is down, answers 503
+// RequestBudget is the deadline Guard gives a request's database work so
+// that it answers within timeout: a call cut short still waits up to
+// cancelWait for lib/pq's cancel request (see slotDialer).
+func RequestBudget(timeout time.Duration) time.Duration {
+	return max(timeout-cancelWait-100*time.Millisecond, timeout/2)
+}
+
+// Guard bounds every request's database work so that it answers within
+// timeout (see RequestBudget) and, while h says the database is down, answers 503
 // database_unavailable at once without trying it. h may be nil; requests
 // for the paths in skip (health checks) pass untouched.
 func Guard(h *Health, timeout time.Duration, skip ...string) echo.MiddlewareFunc {
@@ -136,7 +151,7 @@ func Guard(h *Health, timeout time.Duration, skip ...string) echo.MiddlewareFunc
 			if h != nil && !h.Status().Up && !isWebSocket(c.Request()) {
 				return ErrDatabaseUnavailable
 			}
-			ctx, cancel := context.WithTimeout(c.Request().Context(), timeout)
+			ctx, cancel := context.WithTimeout(c.Request().Context(), RequestBudget(timeout))
 			defer cancel()
 			c.SetRequest(c.Request().WithContext(ctx))
 			return next(c)

@@ -126,7 +126,6 @@ func TestRelayRestartGrace(t *testing.T) {
 				stop := runRelayConfig(t, db, c, outbox.Config{PollInterval: 50 * time.Millisecond, RestartGrace: grace})
 				defer stop()
 				if !tc.backlog {
-					time.Sleep(50 * time.Millisecond)
 					start = time.Now()
 					if err := emit(t, db, i, false); err != nil {
 						t.Fatal(err)

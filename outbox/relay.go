@@ -117,6 +117,8 @@ type Relay struct {
 	sink Sink
 	cfg  Config
 
+	ready chan struct{} // closed once Run has read its positions
+
 	mu        sync.Mutex
 	delivered position // highest position whose events every hub has
 	pending   int      // batches handed over, done not called yet
@@ -132,8 +134,12 @@ func NewRelay(db *domain.DB, sink Sink, cfg Config) (*Relay, error) {
 	if db == nil || sink == nil {
 		return nil, errors.New("relay: db and sink are required")
 	}
-	return &Relay{db: db, sink: sink, cfg: cfg, changed: make(chan struct{}, 1)}, nil
+	return &Relay{db: db, sink: sink, cfg: cfg, changed: make(chan struct{}, 1), ready: make(chan struct{})}, nil
 }
+
+// Ready is closed once Run has started relaying: what commits from then on
+// is not part of the backlog that RestartGrace holds.
+func (r *Relay) Ready() <-chan struct{} { return r.ready }
 
 // Run relays until ctx is done, then waits (DrainWait at most) for the
 // events already handed over and stores the delivered position. A database
@@ -198,6 +204,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			"grace", r.cfg.RestartGrace)
 	}
 
+	close(r.ready)
 	cursor := delivered
 	err := r.loop(ctx, wake, &cursor, stored, holdUntil)
 	r.drain()
@@ -255,7 +262,10 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}, cursor *position
 			// Committed rows hidden behind a transaction still running
 			// elsewhere on the cluster wake nobody when it ends: look
 			// again soon instead of waiting out the poll.
-			if pending, err := pendingAfter(ctx, r.db, r.db.Dialect, *cursor); err == nil && pending {
+			pctx, cancel := r.opContext(ctx)
+			pending, err := pendingAfter(pctx, r.db, r.db.Dialect, *cursor)
+			cancel()
+			if err == nil && pending {
 				backoff = min(max(2*backoff, pendingMinWait), pendingMaxWait)
 				if !sleep(ctx, backoff) {
 					return ctx.Err()
@@ -290,6 +300,8 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}, cursor *position
 // keep reads the rows after p and gives them to Sink.Keep in one
 // transaction with the stored position.
 func (r *Relay) keep(ctx context.Context, p position) ([]row, error) {
+	ctx, cancel := r.opContext(ctx)
+	defer cancel()
 	tx, err := r.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("relay: begin: %w", err)
@@ -318,6 +330,8 @@ func (r *Relay) keep(ctx context.Context, p position) ([]row, error) {
 // recall reads the rows after p up to stored and has the sink recall what
 // it kept for them.
 func (r *Relay) recall(ctx context.Context, p, stored position) ([]row, error) {
+	ctx, cancel := r.opContext(ctx)
+	defer cancel()
 	rows, err := readAfter(ctx, r.db, r.db.Dialect, p)
 	if err != nil {
 		return nil, err
@@ -334,6 +348,12 @@ func (r *Relay) recall(ctx context.Context, p, stored position) ([]row, error) {
 		r.restore(rows, envs)
 	}
 	return rows, nil
+}
+
+// opContext bounds one read-and-keep step: a database that stops answering
+// (a cut network path) fails it, and the loop retries, instead of hanging.
+func (r *Relay) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, max(r.db.Timeout(), 5*time.Second))
 }
 
 // envelopes returns the decoded events of rows; a row that cannot be

@@ -117,6 +117,13 @@ func runRelayConfig(t *testing.T, db *domain.DB, sink outbox.Sink, cfg outbox.Co
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
+	select {
+	case <-r.Ready():
+	case err := <-done:
+		t.Fatalf("relay stopped before it started: %v", err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("relay not started within 15 s")
+	}
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {

@@ -31,15 +31,25 @@ func freeAddr(t *testing.T) string {
 // stop func that triggers graceful shutdown and returns serve's error.
 func startServe(t *testing.T, databaseURL string) (addr string, stop func() error) {
 	t.Helper()
+	return startServeLogging(t, databaseURL, io.Discard, nil)
+}
+
+// startServeLogging is startServe with the server's log written to logs and
+// extra environment variables set.
+func startServeLogging(t *testing.T, databaseURL string, logs io.Writer, env map[string]string) (addr string, stop func() error) {
+	t.Helper()
 	addr = freeAddr(t)
 	t.Setenv("SWITCHBOARD_ADDR", addr)
 	t.Setenv("SWITCHBOARD_DATA_DIR", t.TempDir())
 	t.Setenv("DATABASE_URL", databaseURL)
 	t.Setenv("SWITCHBOARD_JWT_SECRET", "e2e-secret")
 	t.Setenv("SWITCHBOARD_LOG_LEVEL", "warn")
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, nil, io.Discard) }()
+	go func() { done <- serve(ctx, nil, logs) }()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		res, err := http.Get("http://" + addr + "/healthz")
