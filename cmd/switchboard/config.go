@@ -24,6 +24,7 @@ type config struct {
 	DataDir      string        // SWITCHBOARD_DATA_DIR, default "./data" (SQLite file)
 	DatabaseURL  string        // DATABASE_URL; postgres://... switches to PostgreSQL
 	JWTSecret    string        // SWITCHBOARD_JWT_SECRET; required with PostgreSQL
+	JWTMaxTTL    time.Duration // SWITCHBOARD_JWT_MAX_TTL, default 720h: longest token lifetime any door accepts
 	AppID        string        // SWITCHBOARD_APP_ID, default "app-id"
 	AppKey       string        // SWITCHBOARD_APP_KEY, default "app-key"
 	AppSecret    string        // SWITCHBOARD_APP_SECRET, default "app-secret"
@@ -31,6 +32,11 @@ type config struct {
 	Retention    time.Duration // SWITCHBOARD_OUTBOX_RETENTION, default 24h
 	PollInterval time.Duration // SWITCHBOARD_RELAY_POLL, default 500ms (safety net behind wake-ups)
 	ShutdownWait time.Duration // SWITCHBOARD_SHUTDOWN_TIMEOUT, default 15s
+	// DBTimeout is SWITCHBOARD_DB_TIMEOUT, default 5s: the longest a REST
+	// request's database work, a PostgreSQL connect, or a database read or
+	// write without progress may take; past it the request answers 503
+	// database_unavailable.
+	DBTimeout time.Duration
 	// RestartGrace is SWITCHBOARD_RESTART_GRACE, default 2s: events waiting
 	// in the outbox when serve starts (not delivered before the last stop)
 	// go out this long after start, once clients have reconnected
@@ -146,6 +152,11 @@ func loadConfig(args []string) (config, error) {
 	if c.ShutdownWait, err = envDuration("SWITCHBOARD_SHUTDOWN_TIMEOUT", 15*time.Second); err != nil {
 		errs = append(errs, err)
 	}
+	if c.DBTimeout, err = envDuration("SWITCHBOARD_DB_TIMEOUT", 5*time.Second); err != nil {
+		errs = append(errs, err)
+	} else if c.DBTimeout <= 0 {
+		errs = append(errs, errors.New("SWITCHBOARD_DB_TIMEOUT must be positive"))
+	}
 	if c.RestartGrace, err = envDuration("SWITCHBOARD_RESTART_GRACE", 2*time.Second); err != nil {
 		errs = append(errs, err)
 	} else if c.RestartGrace < 0 {
@@ -160,6 +171,14 @@ func loadConfig(args []string) (config, error) {
 		errs = append(errs, err)
 	} else if c.RealtimeTokenTTL <= 0 {
 		errs = append(errs, errors.New("SWITCHBOARD_REALTIME_TOKEN_TTL must be positive"))
+	}
+	if c.JWTMaxTTL, err = envDuration("SWITCHBOARD_JWT_MAX_TTL", 30*24*time.Hour); err != nil {
+		errs = append(errs, err)
+	} else if c.JWTMaxTTL <= 0 {
+		errs = append(errs, errors.New("SWITCHBOARD_JWT_MAX_TTL must be positive"))
+	} else if c.RealtimeTokenTTL > c.JWTMaxTTL {
+		// The token endpoint would mint connection tokens every door refuses.
+		errs = append(errs, fmt.Errorf("SWITCHBOARD_REALTIME_TOKEN_TTL (%s) must not exceed SWITCHBOARD_JWT_MAX_TTL (%s)", c.RealtimeTokenTTL, c.JWTMaxTTL))
 	}
 	// ActionCable front door.
 	c.CableChannels = env("SWITCHBOARD_CABLE_CHANNELS", "")

@@ -93,7 +93,7 @@ func tokenCmd(args []string, stdout, stderr io.Writer) error {
 	name := fs.String("name", "", "display name")
 	projects := fs.String("projects", "", "comma-separated project slugs the token may use (* for all)")
 	admin := fs.Bool("admin", false, "grant admin")
-	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime (0 = no expiry)")
+	ttl := fs.Duration("ttl", defaultTokenTTL, "lifetime (exp - now); at most SWITCHBOARD_JWT_MAX_TTL, itself 720h by default")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -104,6 +104,11 @@ func tokenCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ttlSet := false
+	fs.Visit(func(f *flag.Flag) { ttlSet = ttlSet || f.Name == "ttl" })
+	if *ttl, err = tokenTTL(*ttl, ttlSet, cfg.JWTMaxTTL); err != nil {
+		return err
+	}
 	secret, err := cfg.secret(nil)
 	if err != nil {
 		return err
@@ -111,7 +116,7 @@ func tokenCmd(args []string, stdout, stderr io.Writer) error {
 	if cfg.JWTSecret == "" {
 		fmt.Fprintln(stderr, "warning: SWITCHBOARD_JWT_SECRET is not set; signing with the public development secret")
 	}
-	signer, err := domain.NewSigner(secret)
+	signer, err := domain.NewSigner(secret, domain.WithMaxTTL(cfg.JWTMaxTTL))
 	if err != nil {
 		return err
 	}
@@ -128,4 +133,26 @@ func tokenCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout, tok)
 	return nil
+}
+
+// defaultTokenTTL is `switchboard token`'s lifetime when --ttl is not given.
+const defaultTokenTTL = 24 * time.Hour
+
+// tokenTTL checks the lifetime `switchboard token` mints with against the
+// server's rule (domain.Signer): every door refuses a token without exp or
+// one living longer than SWITCHBOARD_JWT_MAX_TTL, so printing such a token
+// would only hand the operator something that fails later, far from the
+// cause. An explicit --ttl above the max is an error naming the variable; the
+// default shrinks to the max when the max is shorter, so a deployment with a
+// small max can still run `switchboard token --sub 42`.
+func tokenTTL(ttl time.Duration, explicit bool, maxTTL time.Duration) (time.Duration, error) {
+	switch {
+	case ttl <= 0:
+		return 0, fmt.Errorf("token: --ttl must be positive (tokens without exp are refused), got %s", ttl)
+	case ttl <= maxTTL:
+		return ttl, nil
+	case !explicit:
+		return maxTTL, nil
+	}
+	return 0, fmt.Errorf("token: --ttl %s exceeds SWITCHBOARD_JWT_MAX_TTL (%s); servers refuse tokens that live longer", ttl, maxTTL)
 }

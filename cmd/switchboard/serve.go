@@ -56,11 +56,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	signer, err := domain.NewSigner(secret)
+	signer, err := domain.NewSigner(secret, domain.WithMaxTTL(cfg.JWTMaxTTL))
 	if err != nil {
 		return err
 	}
-	db, err := domain.Open(ctx, domain.OpenConfig{DatabaseURL: cfg.DatabaseURL, DataDir: cfg.DataDir, LocalWake: true})
+	db, err := domain.Open(ctx, domain.OpenConfig{DatabaseURL: cfg.DatabaseURL, DataDir: cfg.DataDir, LocalWake: true, Timeout: cfg.DBTimeout})
 	if err != nil {
 		return err
 	}
@@ -91,10 +91,19 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 
+	// The database's health is watched in the background: /healthz answers
+	// at once, REST requests fail fast while it is down, and an outage is
+	// logged once when it starts and once when it ends.
+	healthCtx, stopHealth := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHealth()
+	health := domain.WatchHealth(healthCtx, db, log)
 	e := domain.NewEcho(log)
+	e.Use(domain.Guard(health, cfg.DBTimeout, "/healthz"))
 	e.GET("/healthz", func(c echo.Context) error {
-		if err := db.PingContext(c.Request().Context()); err != nil {
-			return &domain.Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "database unreachable"}
+		if st := health.Status(); !st.Up {
+			c.Response().Header().Set("Retry-After", "2")
+			return c.JSON(http.StatusServiceUnavailable, domain.ErrorBody{Error: &domain.Error{
+				Code: domain.ErrDatabaseUnavailable.Code, Message: st.Reason + " (since " + st.Since.UTC().Format(time.RFC3339) + ")"}})
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok", "store": db.Dialect.String()})
 	})

@@ -179,11 +179,11 @@ func TestConnectOutcomes(t *testing.T) {
 	})
 	for name, tok := range map[string]string{
 		"forged token":       "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJl",
-		"subscription token": e.token(jwt.MapClaims{"sub": "42", "channel": "voice:calls"}),
+		"subscription token": e.token(jwt.MapClaims{"sub": "42", "channel": "voice:calls", "exp": time.Now().Add(time.Hour).Unix()}),
 		"token without sub":  e.token(jwt.MapClaims{"exp": time.Now().Add(time.Hour).Unix()}),
 		"token of another secret": func() string {
 			s, _ := domain.NewSigner("other")
-			t, _ := s.SignMap(jwt.MapClaims{"sub": "42"})
+			t, _ := s.SignMap(jwt.MapClaims{"sub": "42", "exp": time.Now().Add(time.Hour).Unix()})
 			return t
 		}(),
 		"garbage in the token field": "not a jwt",

@@ -16,7 +16,7 @@ import (
 // identity is what a verified connection token says about a connection.
 type identity struct {
 	user     string
-	expires  time.Time // zero: the connection never expires
+	expires  time.Time // when the connection's token expires (every token has exp, see domain.Signer)
 	info     json.RawMessage
 	channels []string       // the `channels` claim: channels granted on top of the config
 	claims   *domain.Claims // for gateway.Authorizer on canonical channels
