@@ -156,19 +156,25 @@ func TestCreateRoomSendsEachParticipantTheirOwnRoom(t *testing.T) {
 			route{"chatRoomCreated", rooms("43")},
 			route{"chatRoomCreated", rooms("44")},
 		)
-		for i, member := range []string{"42", "43", "44"} {
+		// Member ids are JSON numbers, like the room's id: a frontend
+		// matches them with ===.
+		for i, member := range []float64{42, 43, 44} {
 			d := data(t, envs[i])
 			cur := d["current_participant"].(map[string]any)
 			if cur["community_member_id"] != member {
-				t.Fatalf("event to %s has current_participant %v", member, cur)
+				t.Fatalf("event to %v has current_participant %v", member, cur)
 			}
 			others := d["other_participants_preview"].([]any)
 			if len(others) != 2 {
-				t.Fatalf("event to %s previews %d others, want 2", member, len(others))
+				t.Fatalf("event to %v previews %d others, want 2", member, len(others))
 			}
 			for _, o := range others {
-				if o.(map[string]any)["community_member_id"] == member {
-					t.Fatalf("event to %s lists them among the others", member)
+				switch o.(map[string]any)["community_member_id"] {
+				case member:
+					t.Fatalf("event to %v lists them among the others", member)
+				case 42.0, 43.0, 44.0:
+				default:
+					t.Fatalf("event to %v previews %v: community_member_id must be a number", member, o)
 				}
 			}
 			for _, k := range []string{"id", "uuid", "identifier", "unread_messages_count", "chat_room_kind", "chat_room_name",
@@ -226,7 +232,8 @@ func TestNewMessageRouting(t *testing.T) {
 					}
 				}
 				if d["id"].(float64) != float64(m.ID) || d["chat_room_uuid"] != r.UUID || d["body"] != "hi" ||
-					d["sender"].(map[string]any)["id"] != "42" || d["parent_message_id"] != nil ||
+					d["sender"].(map[string]any)["id"] != 42.0 || d["sender"].(map[string]any)["community_member_id"] != 42.0 ||
+					d["parent_message_id"] != nil ||
 					d["chat_room_participant_id"].(float64) != float64(r.CurrentParticipant.ID) {
 					t.Fatalf("payload %s", envs[0].Data)
 				}
@@ -302,6 +309,11 @@ func TestThreadRouting(t *testing.T) {
 		if string(envs[0].Data) != string(envs[1].Data) {
 			t.Fatalf("room and thread copies differ:\n%s\n%s", envs[0].Data, envs[1].Data)
 		}
+		for i, p := range d["thread_participants_preview"].([]any) {
+			if id := p.(map[string]any)["id"]; id != []any{42.0, 43.0}[i] || p.(map[string]any)["community_member_id"] != id {
+				t.Fatalf("thread preview %d = %v, want member %v as a number", i, p, []any{42.0, 43.0}[i])
+			}
+		}
 		threadID := int64(d["chat_thread_id"].(float64))
 
 		// 44 joins the thread by replying.
@@ -362,8 +374,12 @@ func TestThreadRouting(t *testing.T) {
 			t.Fatalf("room deletedMessage %s", envs[0].Data)
 		}
 		tp := data(t, envs[1])["parent_message"].(map[string]any)
+		// The seed types this one id as a string (and only this one).
 		if _, ok := tp["chat_room_participant_id"].(string); !ok {
 			t.Fatalf("threads deletedMessage participant id not a string: %s", envs[1].Data)
+		}
+		if tp["sender"].(map[string]any)["id"] != 42.0 {
+			t.Fatalf("threads deletedMessage sender id must be a number: %s", envs[1].Data)
 		}
 		if _, ok := tp["body"]; ok {
 			t.Fatalf("threads deletedMessage carries body: %s", envs[1].Data)
@@ -557,7 +573,7 @@ func TestLateJoinerAndShowHistory(t *testing.T) {
 					t.Fatal(err, p)
 				}
 				envs := w.expect(route{"chatRoomCreated", rooms("45")})
-				if data(t, envs[0])["current_participant"].(map[string]any)["community_member_id"] != "45" {
+				if data(t, envs[0])["current_participant"].(map[string]any)["community_member_id"] != 45.0 {
 					t.Fatalf("chatRoomCreated to the joiner %s", envs[0].Data)
 				}
 				if _, _, err := w.s.PostMessage(as("42"), r.ID, chat.MessageInput{Body: "after"}); err != nil {

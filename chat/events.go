@@ -11,23 +11,26 @@ import (
 	"switchboard/domain"
 )
 
-// Member is a community member as the wire shows it (sender, participants).
-// The id is the JWT sub; the name is the one the member last presented.
+// Member is a community member as the wire shows it (sender, thread
+// participants). ID and CommunityMemberID are both the member's id (the
+// JWT sub), a number when the sub is numeric (see MemberID): the seed gives
+// sender no shape, and clients look for either key. The name is the one
+// the member last presented.
 type Member struct {
-	ID                string `json:"id"`
-	CommunityMemberID string `json:"community_member_id"`
-	Name              string `json:"name"`
+	ID                MemberID `json:"id"`
+	CommunityMemberID MemberID `json:"community_member_id"`
+	Name              string   `json:"name"`
 }
 
 // ParticipantJSON is a room participant on the wire (current_participant,
 // other_participants_preview).
 type ParticipantJSON struct {
-	ID                  int64   `json:"id"`
-	CommunityMemberID   string  `json:"community_member_id"`
-	Name                string  `json:"name"`
-	UnreadMessagesCount int     `json:"unread_messages_count"`
-	LastReadMessageID   *int64  `json:"last_read_message_id"`
-	PinnedAt            *string `json:"pinned_at"`
+	ID                  int64    `json:"id"` // the participation (chat_room_participant_id)
+	CommunityMemberID   MemberID `json:"community_member_id"`
+	Name                string   `json:"name"`
+	UnreadMessagesCount int      `json:"unread_messages_count"`
+	LastReadMessageID   *int64   `json:"last_read_message_id"`
+	PinnedAt            *string  `json:"pinned_at"`
 }
 
 // ChatRoom is the seed's ChatRoom as seen by one participant: the unread
@@ -157,7 +160,9 @@ func (DeletedMessage) Name() string { return "deletedMessage" }
 
 // ThreadParentMessage is the seed's ParentMessage on the threads channel,
 // which differs from the room channel's: no body, chat_room_uuid or sent_at,
-// and chat_room_participant_id is a string.
+// and chat_room_participant_id is a string. That is the one id the seed
+// types as a string, so it stays one here (the room channel's is a
+// number); every other id follows the seed's numbers.
 type ThreadParentMessage struct {
 	ID                           int64             `json:"id"`
 	ChatRoomParticipantID        string            `json:"chat_room_participant_id"`

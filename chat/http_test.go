@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"switchboard/chat"
 	"switchboard/domain"
@@ -49,7 +50,7 @@ func (s *server) do(member, method, path string, body any) (int, map[string]any)
 	req, _ := http.NewRequest(method, s.url+path, r)
 	req.Header.Set("Content-Type", "application/json")
 	if member != "" {
-		tok, err := s.signer.Mint(domain.Claims{Name: "M" + member, RegisteredClaims: jwtSub(member)}, 0)
+		tok, err := s.signer.Mint(domain.Claims{Name: "M" + member, RegisteredClaims: jwtSub(member)}, time.Hour)
 		if err != nil {
 			s.t.Fatal(err)
 		}
@@ -72,10 +73,17 @@ func TestHTTPStatusesAndErrors(t *testing.T) {
 		if st != 201 || room["id"] == nil || room["uuid"] == nil {
 			t.Fatalf("create room: %d %v", st, room)
 		}
+		// REST shows member ids as the events do: numbers when numeric.
+		if room["creator_id"] != 42.0 || room["current_participant"].(map[string]any)["community_member_id"] != 42.0 {
+			t.Fatalf("create room: member ids must be numbers: %v", room)
+		}
 		base := "/api/v1/chat/rooms/" + jsonNum(room["id"])
 		st, msg := s.do("43", "POST", base+"/messages", map[string]any{"body": "hi"})
 		if st != 201 {
 			t.Fatalf("post: %d %v", st, msg)
+		}
+		if sender := msg["sender"].(map[string]any); sender["id"] != 43.0 || sender["community_member_id"] != 43.0 {
+			t.Fatalf("post: sender ids must be numbers: %v", msg)
 		}
 		msgPath := base + "/messages/" + jsonNum(msg["id"])
 

@@ -67,7 +67,7 @@ type RoomView struct {
 	Embedded        bool             `json:"embedded"`
 	PinnedMessageID *int64           `json:"pinned_message_id"`
 	PinnedAt        *string          `json:"pinned_at"`
-	CreatorID       string           `json:"creator_id"`
+	CreatorID       MemberID         `json:"creator_id"`
 	CreatedAt       domain.Timestamp `json:"created_at"`
 }
 
@@ -86,7 +86,7 @@ func roomFor(ctx context.Context, q domain.Querier, r room, me participant, all 
 			ChatRoomName: r.Name, ChatRoomDescription: r.Description, ChatRoomShowHistory: r.ShowHistory,
 			OtherParticipantsPreview: others, CurrentParticipant: &cur,
 		},
-		Embedded: r.Embedded, PinnedMessageID: r.PinnedMessageID, PinnedAt: cur.PinnedAt, CreatorID: r.CreatorID,
+		Embedded: r.Embedded, PinnedMessageID: r.PinnedMessageID, PinnedAt: cur.PinnedAt, CreatorID: MemberID(r.CreatorID),
 		CreatedAt: domain.Timestamp(r.CreatedAt),
 	}
 	m, err := scanMessage(q.QueryRowContext(ctx, `SELECT `+msgCols+` FROM chat_messages

@@ -105,7 +105,7 @@ func (p participant) json() ParticipantJSON {
 		s := p.PinnedAt.UTC().Format(time.RFC3339)
 		pinned = &s
 	}
-	return ParticipantJSON{ID: p.ID, CommunityMemberID: p.MemberID, Name: p.Name, UnreadMessagesCount: p.Unread,
+	return ParticipantJSON{ID: p.ID, CommunityMemberID: MemberID(p.MemberID), Name: p.Name, UnreadMessagesCount: p.Unread,
 		LastReadMessageID: p.LastRead, PinnedAt: pinned}
 }
 
@@ -220,7 +220,7 @@ func view(ctx context.Context, q domain.Querier, r room, m message) (JSONMessage
 		MessageJSON: MessageJSON{
 			ID: m.ID, ChatRoomUUID: r.UUID, ChatRoomParticipantID: m.ParticipantID, Body: m.Body,
 			SentAt: domain.Timestamp(m.SentAt), CreatedAt: domain.Timestamp(m.CreatedAt),
-			Sender:       Member{ID: m.SenderID, CommunityMemberID: m.SenderID, Name: m.SenderName},
+			Sender:       Member{ID: MemberID(m.SenderID), CommunityMemberID: MemberID(m.SenderID), Name: m.SenderName},
 			CreationUUID: m.CreationUUID, ChatThreadID: m.ThreadID, ParentMessageID: m.ParentID,
 			RepliesCount: m.RepliesCount, ThreadParticipantsPreview: []Member{},
 		},
@@ -251,12 +251,12 @@ ORDER BY joined_at, member_id LIMIT `+itoa(threadPreviewSize), *m.ThreadID)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var mb Member
-		if err := rows.Scan(&mb.ID, &mb.Name); err != nil {
+		var id, name string
+		if err := rows.Scan(&id, &name); err != nil {
 			return JSONMessage{}, fmt.Errorf("chat: thread preview: %w", err)
 		}
-		mb.CommunityMemberID = mb.ID
-		out.ThreadParticipantsPreview = append(out.ThreadParticipantsPreview, mb)
+		out.ThreadParticipantsPreview = append(out.ThreadParticipantsPreview,
+			Member{ID: MemberID(id), CommunityMemberID: MemberID(id), Name: name})
 	}
 	return out, rows.Err()
 }
@@ -316,25 +316,7 @@ func (s *Store) inRoom(ctx context.Context, roomID int64, fn func(tx *domain.Tx)
 	})
 }
 
-// MemberID is a member id in a request body. The contract sends strings
-// ("43"), but member ids are often numeric in the apps that call us, so a
-// JSON integer is accepted too rather than failing the whole request.
-type MemberID string
-
-// UnmarshalJSON accepts "43" or 43.
-func (m *MemberID) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		*m = MemberID(s)
-		return nil
-	}
-	var n json.Number
-	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("member id must be a string or an integer")
-	}
-	if _, err := n.Int64(); err != nil {
-		return fmt.Errorf("member id must be a string or an integer")
-	}
-	*m = MemberID(n.String())
-	return nil
-}
+// MemberID is a member id in a request body or a payload: "43" and 43 are
+// read alike, and a numeric id is written as a number (see
+// domain.MemberID).
+type MemberID = domain.MemberID

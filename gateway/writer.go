@@ -14,8 +14,20 @@ type WriterConfig struct {
 	// protocol's reconnect code instead of growing memory.
 	OnOverflow func()
 	// OnError is called once, by the failing writer (the drain goroutine or
-	// an inline Enqueue), when Write or TryWrite fails. It must not block.
+	// an inline Enqueue), when Write or TryWrite fails, also while the
+	// writer is closing: a socket whose write failed is of no more use, and
+	// whoever waits for a close frame on it should not wait longer. It must
+	// not block.
 	OnError func(error)
+	// OnSlow, when set, is called at most once, when the writer gives up on
+	// a client that cannot keep up: its queue overflowed (cause
+	// CutQueueFull, just before OnOverflow, in the same goroutine) or a
+	// write timed out (CutWriteTimeout, just before OnError) while the
+	// writer was not closing. queued is the backlog in bytes at that
+	// moment: the queue on overflow; the unwritten part of the timed-out
+	// write and the queue behind it on a timeout. It is counted only then,
+	// never on the write path. It must not block.
+	OnSlow func(cause CutCause, queued int)
 	// TryWrite, when set, writes one frame without blocking and reports how
 	// many bytes went out (0 and no error: the socket buffer is full).
 	// Enqueue uses it to write straight from the caller's goroutine when
@@ -43,7 +55,14 @@ type Writer struct {
 	batch   *Batch // the batch whose Flush will write the queue, if any
 	closed  bool   // no more frames accepted
 	final   bool   // close after the queue drains
-	done    chan struct{}
+	// partial: queue[0] is the unwritten tail of a frame whose head is
+	// already on the wire (an inline write the socket took only part of).
+	// An overflow must keep it: dropping it would splice the close frame
+	// into the middle of that frame, and the client would read garbage
+	// and then a reset instead of the close code.
+	partial  bool
+	overflow bool // the queue overflowed (and that cut was reported)
+	done     chan struct{}
 }
 
 // NewWriter returns an idle Writer.
@@ -76,14 +95,34 @@ func (w *Writer) admit() bool {
 	}
 	if len(w.queue) >= w.cfg.MaxQueue {
 		w.closed = true
-		w.queue = nil
+		w.overflow = true
+		queued := queuedBytes(w.queue)
+		if w.partial {
+			// Keep the tail of the frame already partly written; the
+			// drain that is running writes it before the close frame.
+			clear(w.queue[1:])
+			w.queue = w.queue[:1]
+		} else {
+			w.queue = nil
+		}
 		w.mu.Unlock()
-		if w.cfg.OnOverflow != nil {
-			go w.cfg.OnOverflow()
+		if w.cfg.OnOverflow != nil || w.cfg.OnSlow != nil {
+			go w.overflowed(queued)
 		}
 		return false
 	}
 	return true
+}
+
+// overflowed reports an overflow (see WriterConfig.OnSlow, OnOverflow), off
+// the publisher's goroutine.
+func (w *Writer) overflowed(queued int) {
+	if w.cfg.OnSlow != nil {
+		w.cfg.OnSlow(CutQueueFull, queued)
+	}
+	if w.cfg.OnOverflow != nil {
+		w.cfg.OnOverflow()
+	}
 }
 
 // Deliver queues a hub message's frame. Outside a batch it is Enqueue.
@@ -248,12 +287,13 @@ func (w *Writer) inline(frame []byte) (ok, all bool) {
 	n, err := w.cfg.TryWrite(frame)
 	w.mu.Lock()
 	if err != nil {
-		w.fail(err)
+		w.fail(err, len(frame)-n)
 		return false, false
 	}
 	if n < len(frame) {
 		// The rest of this frame must leave before anything queued after it.
 		w.queue = append([][]byte{frame[n:]}, w.queue...)
+		w.partial = n > 0
 	}
 	if len(w.queue) == 0 || w.held > 0 {
 		w.running = false
@@ -269,18 +309,38 @@ func (w *Writer) inline(frame []byte) (ok, all bool) {
 }
 
 // fail marks the writer broken after a write error and reports it once.
-// The caller holds mu (released here) and is the running writer.
-func (w *Writer) fail(err error) {
+// The caller holds mu (released here) and is the running writer; lost is
+// what the failed write left unwritten.
+func (w *Writer) fail(err error, lost int) {
+	// A timeout while closing (shutdown, a protocol close) or after an
+	// overflow is not a new slow-consumer cut.
+	slow := w.cfg.OnSlow != nil && !w.final && !w.overflow && IsWriteTimeout(err)
+	queued := 0
+	if slow {
+		queued = lost + queuedBytes(w.queue)
+	}
 	w.closed = true
 	w.queue = nil
-	wasFinal := w.final
+	w.partial = false
 	w.final = true
 	w.running = false
 	close(w.done)
 	w.mu.Unlock()
-	if w.cfg.OnError != nil && !wasFinal {
+	if slow {
+		w.cfg.OnSlow(CutWriteTimeout, queued)
+	}
+	if w.cfg.OnError != nil {
 		w.cfg.OnError(err)
 	}
+}
+
+// queuedBytes sums the frames' lengths.
+func queuedBytes(frames [][]byte) int {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
+	return n
 }
 
 // CloseWith queues a last frame (e.g. a close frame), refuses further frames
@@ -337,6 +397,7 @@ func (w *Writer) drain() {
 			return
 		}
 		batch := w.queue
+		w.partial = false // the head leaves the queue with this batch
 		whole := len(batch) <= w.cfg.MaxBatch
 		if whole {
 			// Swap in the spare slice so the hub appends elsewhere while we write.
@@ -350,13 +411,13 @@ func (w *Writer) drain() {
 		err := w.cfg.Write(batch)
 
 		w.mu.Lock()
+		if err != nil {
+			w.fail(err, queuedBytes(batch)) // before the batch is cleared for reuse
+			return
+		}
 		if whole && w.spare == nil && cap(batch) <= 4*w.cfg.MaxBatch {
 			clear(batch)
 			w.spare = batch[:0]
-		}
-		if err != nil {
-			w.fail(err)
-			return
 		}
 		w.mu.Unlock()
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -32,7 +33,7 @@ func TestHTTPRoutes(t *testing.T) {
 			req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
 			if sub != "" {
-				tok, err := signer.Mint(domain.Claims{Admin: admin, RegisteredClaims: jwt.RegisteredClaims{Subject: sub}}, 0)
+				tok, err := signer.Mint(domain.Claims{Admin: admin, RegisteredClaims: jwt.RegisteredClaims{Subject: sub}}, time.Hour)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -49,7 +50,9 @@ func TestHTTPRoutes(t *testing.T) {
 		}
 		const n = `{"type":"mention","title":"t","body":"b","actor":{"id":"7","name":"Jane"}}`
 		st, created := do("backend", true, "POST", "/api/v1/members/42/notifications", n)
-		if st != 201 || created["read_at"] != nil || created["link"] != nil || created["actor"].(map[string]any)["id"] != "7" {
+		// Member ids come back as numbers, whichever form the request used.
+		if st != 201 || created["read_at"] != nil || created["link"] != nil || created["actor"].(map[string]any)["id"] != 7.0 ||
+			created["community_member_id"] != 42.0 {
 			t.Fatalf("create = %d %v", st, created)
 		}
 		id := strconv.Itoa(int(created["id"].(float64)))

@@ -76,13 +76,17 @@ func TestBadgeCountFollowsTheDatabase(t *testing.T) {
 		if err := json.Unmarshal(envs[0].Data, &got); err != nil {
 			t.Fatal(err)
 		}
-		for _, k := range []string{"id", "type", "title", "body", "link", "actor", "read_at", "created_at"} {
+		for _, k := range []string{"id", "community_member_id", "type", "title", "body", "link", "actor", "read_at", "created_at"} {
 			if _, ok := got[k]; !ok {
 				t.Fatalf("newNotification lacks %q: %s", k, envs[0].Data)
 			}
 		}
 		if got["id"].(float64) != float64(n1.ID) || got["title"] != in.Title || got["actor"].(map[string]any)["name"] != "Jane" {
 			t.Fatalf("newNotification %s", envs[0].Data)
+		}
+		// Member ids are numbers, as the frontend's are (=== must match).
+		if got["community_member_id"] != 42.0 || got["actor"].(map[string]any)["id"] != 7.0 {
+			t.Fatalf("newNotification member ids must be numbers: %s", envs[0].Data)
 		}
 
 		if _, err := s.Create(as("backend", true), "42", in); err != nil {
@@ -152,6 +156,57 @@ func TestCreateIsRefused(t *testing.T) {
 		}
 		if n := len(dbtest.Outbox(t, db)); n != 0 {
 			t.Fatalf("refused creates emitted %d events", n)
+		}
+	}, notifications.Migrations())
+}
+
+// Member ids in payloads are JSON numbers when numeric, so a frontend's
+// `=== member.id` holds; ids with no numeric form stay strings. Channel
+// names keep the text.
+func TestMemberIDsOnTheWire(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, db *domain.DB) {
+		s := notifications.NewStore(db)
+		for _, tc := range []struct {
+			name, member, actor string
+			wantMember          any
+			wantActor           any
+		}{
+			{"numeric ids are numbers", "42", "7", 42.0, 7.0},
+			{"other ids stay strings", "u-42", "backend", "u-42", "backend"},
+			{"a leading zero keeps the string", "42", "007", 42.0, "007"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				in := notifications.Input{Type: "t", Title: "t", Body: "b", Actor: &notifications.Actor{ID: domain.MemberID(tc.actor), Name: "A"}}
+				n, err := s.Create(as("backend", true), tc.member, in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var envs []domain.Envelope
+				for _, e := range dbtest.Outbox(t, db) {
+					var d struct {
+						ID int64 `json:"id"`
+					}
+					if e.Name == "newNotification" && json.Unmarshal(e.Data, &d) == nil && d.ID == n.ID {
+						envs = append(envs, e)
+					}
+				}
+				if len(envs) != 1 || envs[0].Scope.ChannelNames()[0] != "notification-channel-"+tc.member {
+					t.Fatalf("newNotification envelopes %+v", envs)
+				}
+				var got struct {
+					Member any `json:"community_member_id"`
+					Actor  struct {
+						ID any `json:"id"`
+					} `json:"actor"`
+				}
+				if err := json.Unmarshal(envs[0].Data, &got); err != nil {
+					t.Fatal(err)
+				}
+				if got.Member != tc.wantMember || got.Actor.ID != tc.wantActor {
+					t.Fatalf("community_member_id %#v, actor.id %#v; want %#v, %#v (%s)",
+						got.Member, got.Actor.ID, tc.wantMember, tc.wantActor, envs[0].Data)
+				}
+			})
 		}
 	}, notifications.Migrations())
 }

@@ -10,16 +10,20 @@ import (
 	"switchboard/domain"
 )
 
-// Actor is who caused a notification.
+// Actor is who caused a notification: a member, whose id is read as "43"
+// or 43 and written as a number when numeric, like every member id (see
+// domain.MemberID).
 type Actor struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
+	ID   domain.MemberID `json:"id"`
+	Name string          `json:"name"`
 }
 
-// Notification is one in-app notification of a member.
+// Notification is one in-app notification of a member. CommunityMemberID
+// is the recipient, a number when numeric (domain.MemberID), as the
+// frontend's member ids are.
 type Notification struct {
 	ID                int64             `json:"id"`
-	CommunityMemberID string            `json:"community_member_id"`
+	CommunityMemberID domain.MemberID   `json:"community_member_id"`
 	Type              string            `json:"type"`
 	Title             string            `json:"title"`
 	Body              string            `json:"body"`
@@ -116,15 +120,17 @@ const cols = `id, member_id, type, title, body, link, actor_id, actor_name, read
 
 func scan(row interface{ Scan(...any) error }) (Notification, error) {
 	var n Notification
+	var member string
 	var actorID, actorName sql.NullString
 	var readAt sql.NullTime
 	var created time.Time
-	if err := row.Scan(&n.ID, &n.CommunityMemberID, &n.Type, &n.Title, &n.Body, &n.Link, &actorID, &actorName, &readAt, &created); err != nil {
+	if err := row.Scan(&n.ID, &member, &n.Type, &n.Title, &n.Body, &n.Link, &actorID, &actorName, &readAt, &created); err != nil {
 		return Notification{}, err
 	}
+	n.CommunityMemberID = domain.MemberID(member)
 	n.CreatedAt = domain.Timestamp(created)
 	if actorID.Valid {
-		n.Actor = &Actor{ID: actorID.String, Name: actorName.String}
+		n.Actor = &Actor{ID: domain.MemberID(actorID.String), Name: actorName.String}
 	}
 	if readAt.Valid {
 		t := domain.Timestamp(readAt.Time)
@@ -183,7 +189,8 @@ func (s *Store) Create(ctx context.Context, member string, in Input) (Notificati
 		}
 		var actorID, actorName *string
 		if in.Actor != nil {
-			actorID, actorName = &in.Actor.ID, &in.Actor.Name
+			id := string(in.Actor.ID)
+			actorID, actorName = &id, &in.Actor.Name
 		}
 		t := time.Now().UTC().Truncate(time.Millisecond)
 		var id int64
@@ -191,7 +198,7 @@ func (s *Store) Create(ctx context.Context, member string, in Input) (Notificati
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`, member, in.Type, in.Title, in.Body, in.Link, actorID, actorName, t).Scan(&id); err != nil {
 			return fmt.Errorf("notifications: insert: %w", err)
 		}
-		out = Notification{ID: id, CommunityMemberID: member, Type: in.Type, Title: in.Title, Body: in.Body, Link: in.Link,
+		out = Notification{ID: id, CommunityMemberID: domain.MemberID(member), Type: in.Type, Title: in.Title, Body: in.Body, Link: in.Link,
 			Actor: in.Actor, CreatedAt: domain.Timestamp(t)}
 		n, err := unread(ctx, tx, member)
 		if err != nil {

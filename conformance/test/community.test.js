@@ -11,6 +11,11 @@ const B = '43';
 const C = '44';
 const D = '45'; // never a participant
 
+// Payloads carry member ids as numbers, like room and message ids, so a
+// frontend holding numeric ids matches them with ===. (Tokens and channel
+// names use the text.)
+const id = (member) => Number(member);
+
 let srv;
 const tokens = {};
 
@@ -81,7 +86,8 @@ test('A posts: B and C get newMessage on their member channels, everyone on the 
     assert.equal(ev.id, msg.id);
     assert.equal(ev.body, 'hello crew');
     assert.equal(ev.chat_room_uuid, room.uuid);
-    assert.equal(ev.sender.id, A);
+    assert.equal(ev.sender.id, id(A));
+    assert.equal(ev.sender.community_member_id, id(A));
     assert.equal(ev.creation_uuid, 'c-1');
     assert.equal(ev['x-triggered-by'].operation_id, 'v1.chat.rooms.messages.store');
   }
@@ -89,6 +95,8 @@ test('A posts: B and C get newMessage on their member channels, everyone on the 
     const ev = await m.on(roomCh, 'newMessage').next();
     assert.equal(ev.id, msg.id);
     assert.deepEqual(ev.rich_text_body, { body: 'hello crew' });
+    assert.equal(ev.sender.id, id(A));
+    assert.ok(Number.isInteger(ev.chat_room_participant_id));
     for (const k of ['chat_room_kind', 'chat_room_participant_id', 'sent_at', 'created_at', 'chat_thread_id', 'parent_message_id',
       'lesson_id', 'edited_at', 'replies_count', 'total_thread_participants_count', 'thread_participants_preview',
       'chat_thread_replies_count']) {
@@ -121,6 +129,8 @@ test('a reply reaches the room channel and the thread channels of thread partici
     assert.equal(ev.parent_message_id, root.id);
     assert.equal(ev.chat_thread_replies_count, 1);
     assert.equal(ev.total_thread_participants_count, 2);
+    assert.equal(ev.sender.id, id(B));
+    assert.deepEqual(ev.thread_participants_preview.map((p) => p.id), [id(A), id(B)]);
   }
   for (const m of [a, b, c]) assert.equal((await m.on(`chat-room-${room.id}-channel`, 'newMessage').next()).id, reply.id);
   // C takes no part in the thread; replies never go to member channels.
@@ -140,13 +150,15 @@ test('notification badge goes 1, 2, then 0 after mark-all-read', async () => {
   assert.equal(forbidden.status, 403, 'only admin tokens create notifications');
 
   const n1 = expectStatus(await api('admin', 'POST', `/api/v1/members/${A}/notifications`, payload), 201, 'notify');
-  assert.equal((await a.on(ch, 'newNotification').next()).id, n1.id);
+  const first = await a.on(ch, 'newNotification').next();
+  assert.equal(first.id, n1.id);
+  assert.equal(first.community_member_id, id(A));
   assert.equal((await a.on(ch, 'updateNewNotificationCount').next()).new_notifications_count, 1);
 
   expectStatus(await api('admin', 'POST', `/api/v1/members/${A}/notifications`, payload), 201, 'notify');
   const second = await a.on(ch, 'newNotification').next();
   assert.equal(second.title, payload.title);
-  assert.deepEqual(second.actor, { id: B, name: 'Bob' });
+  assert.deepEqual(second.actor, { id: id(B), name: 'Bob' }, 'sent as "43", received as 43');
   assert.equal(second.read_at, null);
   assert.equal((await a.on(ch, 'updateNewNotificationCount').next()).new_notifications_count, 2);
 

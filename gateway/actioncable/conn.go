@@ -61,6 +61,11 @@ func (s *subscription) Deliver(m *gateway.Message) {
 
 var _ gateway.Subscriber = (*subscription)(nil)
 
+// maxMessageSize is the largest frame a client may send; a larger one
+// closes the connection with 1009. Commands are small JSON objects (a
+// subscribe, a perform with its data), so 64 KB leaves ample room.
+const maxMessageSize = 64 << 10
+
 func newConn(a *Adapter, ws *websocket.Conn) *conn {
 	c := &conn{a: a, id: newConnID(), ws: ws, subs: map[string]*subscription{}}
 	write, try := gateway.NetIO(ws.NetConn(), a.cfg.WriteTimeout)
@@ -68,11 +73,12 @@ func newConn(a *Adapter, ws *websocket.Conn) *conn {
 		Write:    write,
 		TryWrite: try,
 		MaxQueue: a.cfg.MaxQueue,
-		OnOverflow: func() {
-			a.log.Warn("slow consumer disconnected", "conn", c.id)
-			c.closeWith(ReasonTooSlow, true)
+		OnSlow: func(cause gateway.CutCause, queued int) {
+			a.node.ReportSlowConsumer(gateway.SlowCut{Proto: gateway.ProtoActionCable, Cause: cause,
+				Conn: c.id, User: c.user(), Queued: queued})
 		},
-		OnError: func(error) { _ = ws.NetConn().Close() },
+		OnOverflow: func() { c.closeWith(ReasonTooSlow, true) },
+		OnError:    func(error) { _ = ws.NetConn().Close() },
 	})
 	// Control frames are answered through the writer: gorilla's default
 	// handlers would write to the socket concurrently with it.
@@ -89,8 +95,19 @@ func newConn(a *Adapter, ws *websocket.Conn) *conn {
 		c.w.CloseWith(gateway.CloseFrame(code, ""))
 		return nil
 	})
-	ws.SetReadLimit(64 << 10)
+	// No ws.SetReadLimit: run enforces maxMessageSize (see
+	// gateway.ReadMessage for why gorilla's limit ends in 1006).
 	return c
+}
+
+// user is the identified user, for log lines ("" before identification).
+// claims is set before the writer carries any frame, and the writer's lock
+// orders that write before any callback that reads it.
+func (c *conn) user() string {
+	if c.claims == nil {
+		return ""
+	}
+	return c.claims.Subject
 }
 
 // touch extends the read deadline: anything from the client proves it alive.
@@ -111,7 +128,15 @@ func (c *conn) run(ctx context.Context) {
 		defer t.Stop()
 	}
 	for {
-		_, data, err := c.ws.ReadMessage()
+		data, rest, err := gateway.ReadMessage(c.ws, maxMessageSize)
+		if errors.Is(err, gateway.ErrMessageTooBig) {
+			// Rails (websocket-driver) closes with 1009 and sends no
+			// disconnect message; the client reconnects as after any drop.
+			c.a.log.Debug("message too big", "conn", c.id)
+			done := c.w.CloseWith(gateway.CloseFrame(gateway.CloseTooBig, "Message too big"))
+			gateway.Linger(c.ws, rest, done)
+			return
+		}
 		if err != nil {
 			var ne interface{ Timeout() bool }
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -324,24 +349,20 @@ func (c *conn) closeWith(reason string, reconnect bool) <-chan struct{} {
 	done := c.w.CloseWith(final)
 	go func() {
 		<-done
-		// Give the client a moment to answer the close, then drop the socket.
-		time.Sleep(100 * time.Millisecond)
+		// The read loop, still running, ends the connection when the
+		// client answers; drop the socket only for one that does not (a
+		// failed write already closed it, through OnError).
+		time.Sleep(gateway.CloseGrace)
 		_ = c.ws.NetConn().Close()
 	}()
 	return done
 }
 
-// reject ends a connection that never got welcomed, draining the socket so
-// the close handshake completes.
+// reject ends a connection that never got welcomed, completing the close
+// handshake before dropping the socket.
 func (c *conn) reject(reason string, reconnect bool) {
-	c.closeWith(reason, reconnect)
-	_ = c.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		if _, _, err := c.ws.ReadMessage(); err != nil {
-			_ = c.ws.NetConn().Close()
-			return
-		}
-	}
+	gateway.Linger(c.ws, nil, c.closeWith(reason, reconnect))
+	_ = c.ws.NetConn().Close()
 }
 
 func (c *conn) cleanup() {

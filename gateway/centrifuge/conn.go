@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,11 +54,12 @@ func newConn(a *Adapter, ws *websocket.Conn) *conn {
 		Write:    write,
 		TryWrite: try,
 		MaxQueue: a.cfg.MaxQueue,
-		OnOverflow: func() {
-			a.log.Warn("slow consumer disconnected", "client", c.id)
-			c.closeWith(DisconnectSlow)
+		OnSlow: func(cause gateway.CutCause, queued int) {
+			a.node.ReportSlowConsumer(gateway.SlowCut{Proto: gateway.ProtoCentrifuge, Cause: cause,
+				Conn: c.id, User: c.userID(), Queued: queued})
 		},
-		OnError: func(error) { _ = ws.NetConn().Close() },
+		OnOverflow: func() { c.closeWith(DisconnectSlow) },
+		OnError:    func(error) { _ = ws.NetConn().Close() },
 	})
 	// Control frames from the client are answered through the writer: the
 	// default handlers would write to the socket concurrently with it.
@@ -96,27 +96,23 @@ func (c *conn) run() {
 	in := gateway.NewInbox(c.handleFrame)
 	defer c.cleanup()
 	defer in.Wait() // no command may subscribe after cleanup
-	max := c.a.cfg.MaxFrameSize
 	for {
 		if c.stopped.Load() {
 			return
 		}
-		_, r, err := c.ws.NextReader()
-		if err != nil {
+		// gateway.ReadMessage, not gorilla's SetReadLimit: see there.
+		data, rest, err := gateway.ReadMessage(c.ws, c.a.cfg.MaxFrameSize)
+		if errors.Is(err, gateway.ErrMessageTooBig) {
+			// centrifuge-js maps 1009 to "message size limit exceeded" and
+			// does not reconnect, as with Centrifugo. The close frame is
+			// queued directly, not through closeWith, whose timer could
+			// drop the socket while Linger still reads the client's rest.
+			c.a.log.Debug("message too big", "client", c.id)
+			done := c.w.CloseWith(gateway.CloseFrame(gateway.CloseTooBig, "message size limit exceeded"))
+			gateway.Linger(c.ws, rest, done)
 			return
 		}
-		// Read through a limit instead of gorilla's SetReadLimit: gorilla
-		// would write its own close frame, racing the Writer.
-		data, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
 		if err != nil {
-			return
-		}
-		if len(data) > max {
-			c.closeWith(Disconnect{1009, "message size limit exceeded"})
-			// Drain a little of the rest so the client reads our close frame
-			// instead of a reset caused by unread data.
-			_ = c.ws.SetReadDeadline(time.Now().Add(time.Second))
-			_, _ = io.Copy(io.Discard, io.LimitReader(r, 1<<20))
 			return
 		}
 		in.Push(data)
@@ -691,22 +687,20 @@ func (c *conn) closeWith(d Disconnect) <-chan struct{} {
 	done := c.w.CloseWith(gateway.CloseFrame(d.Code, d.Reason))
 	go func() {
 		<-done
-		// Give the client a moment to read the close, then drop the socket.
-		time.Sleep(100 * time.Millisecond)
+		// The read loop, still running, ends the connection when the
+		// client answers; drop the socket only for one that does not (a
+		// failed write already closed it, through OnError).
+		time.Sleep(gateway.CloseGrace)
 		_ = c.ws.NetConn().Close()
 	}()
 	return done
 }
 
-// readUntilClosed drains the socket so the close handshake completes.
+// readUntilClosed completes the close handshake of a connection closed
+// before its read loop started (closeWith), then drops the socket.
 func (c *conn) readUntilClosed() {
-	_ = c.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		if _, _, err := c.ws.ReadMessage(); err != nil {
-			_ = c.ws.NetConn().Close()
-			return
-		}
-	}
+	gateway.Linger(c.ws, nil, c.w.CloseWith(nil)) // the channel closeWith got
+	_ = c.ws.NetConn().Close()
 }
 
 func (c *conn) cleanup() {

@@ -97,6 +97,12 @@ func (s *subscription) DeliverMany(ms []*gateway.Message) {
 
 var _ gateway.MultiSubscriber = (*subscription)(nil)
 
+// maxMessageSize is the largest frame a client may send; a larger one
+// closes the connection with 1009. Client frames are commands and client
+// events (at most MaxEventDataSize of data), so 128 KB is far above any
+// legitimate one.
+const maxMessageSize = 128 << 10
+
 func newConn(a *Adapter, app *App, ws *websocket.Conn) *conn {
 	c := &conn{a: a, app: app, id: newSocketID(), ws: ws, subs: map[string]*subscription{}}
 	write, try := gateway.NetIO(ws.NetConn(), a.cfg.WriteTimeout)
@@ -104,11 +110,12 @@ func newConn(a *Adapter, app *App, ws *websocket.Conn) *conn {
 		Write:    write,
 		TryWrite: try,
 		MaxQueue: a.cfg.MaxQueue,
-		OnOverflow: func() {
-			a.log.Warn("slow consumer disconnected", "socket_id", c.id)
-			c.closeWith(CodeOverCapacity, "Connection too slow: send queue full")
+		OnSlow: func(cause gateway.CutCause, queued int) {
+			a.node.ReportSlowConsumer(gateway.SlowCut{Proto: gateway.ProtoPusher, Cause: cause,
+				Conn: c.id, User: c.user(), Queued: queued})
 		},
-		OnError: func(error) { _ = ws.NetConn().Close() },
+		OnOverflow: func() { c.closeWith(CodeOverCapacity, "Connection too slow: send queue full") },
+		OnError:    func(error) { _ = ws.NetConn().Close() },
 	})
 	// Control frames from the client are answered through the writer: the
 	// default handlers would write to the socket concurrently with it.
@@ -122,7 +129,8 @@ func newConn(a *Adapter, app *App, ws *websocket.Conn) *conn {
 		c.w.CloseWith(gateway.CloseFrame(code, ""))
 		return nil
 	})
-	ws.SetReadLimit(128 << 10)
+	// No ws.SetReadLimit: run enforces maxMessageSize (see
+	// gateway.ReadMessage for why gorilla's limit ends in 1006).
 	return c
 }
 
@@ -148,7 +156,16 @@ func (c *conn) run() {
 	defer c.cleanup()
 	defer in.Wait() // no command may subscribe after cleanup
 	for {
-		_, data, err := c.ws.ReadMessage()
+		data, rest, err := gateway.ReadMessage(c.ws, maxMessageSize)
+		if errors.Is(err, gateway.ErrMessageTooBig) {
+			// Pusher has no error code for this, so no pusher:error; on
+			// the WebSocket's 1009 pusher-js reconnects after a second, as
+			// after any close below 4000 but 1002-1004.
+			c.a.log.Debug("message too big", "socket_id", c.id)
+			done := c.w.CloseWith(gateway.CloseFrame(gateway.CloseTooBig, "Message too big"))
+			gateway.Linger(c.ws, rest, done)
+			return
+		}
 		if err != nil {
 			return
 		}
@@ -301,27 +318,42 @@ func (c *conn) revoke(hub string) {
 }
 
 // closeWith sends pusher:error and a close frame with code, then closes.
+// The read loop, still running, sees the client's answer and ends the
+// connection; the socket is dropped here only for a client that does not
+// answer within gateway.CloseGrace (or at once if the writer failed:
+// OnError closed it).
 func (c *conn) closeWith(code int, msg string) <-chan struct{} {
 	c.w.Enqueue(errorFrame(code, msg))
 	done := c.w.CloseWith(gateway.CloseFrame(code, msg))
 	go func() {
 		<-done
-		// Give the client a moment to answer the close, then drop the socket.
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(gateway.CloseGrace)
 		_ = c.ws.NetConn().Close()
 	}()
 	return done
 }
 
-// readUntilClosed drains the socket so the close handshake completes.
+// readUntilClosed completes the close handshake of a connection closed
+// before its read loop started (closeWith), then drops the socket.
 func (c *conn) readUntilClosed() {
-	_ = c.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		if _, _, err := c.ws.ReadMessage(); err != nil {
-			_ = c.ws.NetConn().Close()
-			return
+	gateway.Linger(c.ws, nil, c.w.CloseWith(nil)) // the channel closeWith got
+	_ = c.ws.NetConn().Close()
+}
+
+// user is who the connection belongs to, for log lines: the signed-in user,
+// else the user the auth endpoint signed a channel for, else "".
+func (c *conn) user() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.signedIn != "" {
+		return c.signedIn
+	}
+	for _, u := range c.authUsers {
+		if u != "" {
+			return u
 		}
 	}
+	return ""
 }
 
 func (c *conn) cleanup() {

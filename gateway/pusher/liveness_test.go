@@ -41,7 +41,12 @@ func TestIdleConnectionPingedThenClosed4201(t *testing.T) {
 }
 
 func TestSlowConsumerDisconnected4100(t *testing.T) {
-	f := newFull(t, fullOpts{tweak: func(c *pusher.Config) { c.MaxQueue = 16 }})
+	// The write timeout outlasts the test: while the slow client reads
+	// nothing, a blocked write that timed out would drop the socket with
+	// no close frame (1006, correct for a dead client), which is not what
+	// this test is about. It flaked exactly so whenever publishing took
+	// longer than the 10 s default under -race on a busy machine.
+	f := newFull(t, fullOpts{tweak: func(c *pusher.Config) { c.MaxQueue = 16; c.WriteTimeout = time.Minute }})
 	slow, _ := f.dial(t)
 	slow.send(map[string]any{"event": "pusher:subscribe", "data": map[string]any{"channel": "firehose"}})
 	slow.read()
@@ -49,9 +54,11 @@ func TestSlowConsumerDisconnected4100(t *testing.T) {
 	fast.send(map[string]any{"event": "pusher:subscribe", "data": map[string]any{"channel": "other"}})
 	fast.read()
 	// The slow client stops reading; 64 KB events pile up past the kernel
-	// buffers and the 16-frame queue.
+	// buffers and the 16-frame queue, until the connection is cut.
 	payload, _ := json.Marshal(strings.Repeat("x", 64<<10))
-	for i := 0; i < 400; i++ {
+	stats := f.node.Stats()
+	cuts := stats.SlowConsumerCuts(gateway.ProtoPusher)
+	for i := 0; i < 400 && stats.SlowConsumerCuts(gateway.ProtoPusher) == cuts; i++ {
 		f.node.Publish(&gateway.Message{Channel: "pusher:app-id:firehose", Event: "big", Data: payload})
 	}
 	if code := slow.closeCode(); code != 4100 {
