@@ -2,16 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"go/ast"
-	"go/parser"
-	gotoken "go/token"
-	"go/types"
 	"io"
-	"log/slog"
 	"maps"
 	"net/http"
 	"net/url"
@@ -27,17 +21,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
 
-	"switchboard/access"
-	"switchboard/attendees"
-	"switchboard/chat"
-	"switchboard/domain"
-	"switchboard/forms"
-	"switchboard/games"
-	"switchboard/gateway"
 	"switchboard/gateway/actioncable"
-	"switchboard/gateway/pusher"
-	"switchboard/notifications"
-	"switchboard/social"
 )
 
 // The authorization matrix: every door of the server × every kind of
@@ -441,6 +425,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 		`{"namespaces":[{"name":"granted"}],"canonical":{"history_size":100,"history_ttl":"10m"}}`))
 	t.Setenv("SWITCHBOARD_CABLE_CHANNELS", write("cable.json",
 		`{"channels":[{"channel":"MemberNotifications","stream":"notification-channel-{member}"}]}`))
+	var routes []*echo.Route
+	routerBuilt = func(e *echo.Echo) { routes = e.Routes() }
+	t.Cleanup(func() { routerBuilt = nil })
 	addr, _ := startServe(t, "")
 	h := &authzHarness{t: t, addr: addr, seq: new(atomic.Int64)}
 	for _, p := range []string{"demo", "expo"} {
@@ -451,7 +438,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	}
 
 	t.Run("every route is classified", func(t *testing.T) {
-		for _, p := range routeProblems(registeredRoutes(t)) {
+		for _, p := range routeProblems(routes) {
 			t.Error(p)
 		}
 	})
@@ -476,7 +463,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		h := &authzHarness{t: t, addr: addr, seq: h.seq}
 		swept := 0
 		defer func() { t.Logf("%d bearer routes × %d refused kinds", swept, len(bearerSweep)) }()
-		for _, r := range registeredRoutes(t) {
+		for _, r := range routes {
 			route := r.Method + " " + r.Path
 			if r.Method == echo.RouteNotFound || !bearerFamily(route) && !isBearerDoor(route) {
 				continue
@@ -607,160 +594,6 @@ func renderMatrix(got map[string]map[cred]string) string {
 		b.WriteString("\n")
 	}
 	return b.String()
-}
-
-// ---------------------------------------------------------------------------
-// The route list. serve() builds its echo inside and does not hand it out,
-// so registeredRoutes wires a router exactly as serve() does (same
-// constructors, same configuration from the same environment) and returns
-// e.Routes(); TestRouterReplicaMatchesServe reads serve.go's syntax tree so
-// a registration added there and not here fails. If serve() ever exposes its
-// router, use that and delete both.
-
-// replicaRegistrations is what registeredRoutes registers, in the notation
-// of serveRegistrations.
-var replicaRegistrations = []string{
-	`ac.Routes`, `access.Routes`, `attendees.Routes`, `ca.Routes`, `chat.Routes`, `domain.ProjectRoutes`,
-	`e.GET("/healthz")`, `e.Group("/api/v1")`, `forms.Routes`, `games.Routes`, `notifications.Routes`,
-	`pa.Routes`, `social.Routes`,
-}
-
-func registeredRoutes(t *testing.T) []*echo.Route {
-	t.Helper()
-	cfg, err := loadConfig(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	secret, err := cfg.secret(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := domain.NewSigner(secret, domain.WithMaxTTL(cfg.JWTMaxTTL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A throwaway store: registering routes reads nothing from it.
-	db, err := domain.Open(context.Background(), domain.OpenConfig{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	chatStore := chat.NewStore(db)
-	node := gateway.NewNode(&gateway.Authorizer{Membership: chatStore}, log)
-	node.History = gateway.NewHistory(db, gateway.HistoryConfig{})
-
-	e := domain.NewEcho(log)
-	e.GET("/healthz", func(echo.Context) error { return nil })
-	api := e.Group("/api/v1", domain.Authn(signer, true))
-	domain.ProjectRoutes(api, db)
-	attendees.Routes(api, attendees.NewStore(db), db)
-	access.Routes(api, access.NewStore(db), db)
-	social.Routes(api, social.NewStore(db), db)
-	games.Routes(api, games.NewStore(db), db)
-	forms.Routes(api, forms.NewStore(db), db)
-	chat.Routes(api, chatStore, db)
-	notifications.Routes(api, notifications.NewStore(db), db)
-	apps, err := cfg.pusherApps()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pa, err := pusher.New(node, pusher.Config{Apps: apps, Signer: signer, DB: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pa.Routes(e)
-	ca, err := newCentrifuge(cfg, node, signer, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca.Routes(e)
-	reg, err := actioncable.LoadRegistry(cfg.CableChannels)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ac, err := actioncable.New(node, actioncable.Config{Signer: signer, Registry: reg,
-		AllowedOrigins: cfg.CableAllowedOrigins, MaxSubscriptions: cfg.CableMaxSubscriptions})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ac.Routes(e)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		pa.Shutdown(ctx)
-		ca.Shutdown(ctx)
-		ac.Shutdown(ctx)
-	})
-	return e.Routes()
-}
-
-// echoRegistrars are the echo methods that add routes.
-var echoRegistrars = map[string]bool{
-	"GET": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true, "HEAD": true, "OPTIONS": true,
-	"CONNECT": true, "TRACE": true, "Any": true, "Match": true, "Add": true, "Group": true, "Host": true,
-	"Static": true, "StaticFS": true, "File": true, "FileFS": true, "RouteNotFound": true,
-}
-
-// serveRegistrations lists the route registrations in serve.go's serve():
-// calls of echo's registrars on an echo instance or group (with their path
-// when literal), and calls of any function or method whose name ends in
-// Routes.
-func serveRegistrations(t *testing.T) []string {
-	t.Helper()
-	f, err := parser.ParseFile(gotoken.NewFileSet(), "serve.go", nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, d := range f.Decls {
-		fd, ok := d.(*ast.FuncDecl)
-		if !ok || fd.Name.Name != "serve" {
-			continue
-		}
-		routers := map[string]bool{} // variables holding an *echo.Echo or *echo.Group
-		isRouter := func(x ast.Expr) bool { id, ok := x.(*ast.Ident); return ok && routers[id.Name] }
-		ast.Inspect(fd.Body, func(n ast.Node) bool {
-			switch n := n.(type) {
-			case *ast.AssignStmt:
-				// e := domain.NewEcho(...), e := echo.New(), g := e.Group(...)
-				if len(n.Rhs) == 1 {
-					if call, ok := n.Rhs[0].(*ast.CallExpr); ok {
-						if sel, ok := call.Fun.(*ast.SelectorExpr); ok &&
-							(sel.Sel.Name == "NewEcho" || types.ExprString(sel) == "echo.New" || sel.Sel.Name == "Group" && isRouter(sel.X)) {
-							if id, ok := n.Lhs[0].(*ast.Ident); ok {
-								routers[id.Name] = true
-							}
-						}
-					}
-				}
-			case *ast.CallExpr:
-				sel, ok := n.Fun.(*ast.SelectorExpr)
-				if !ok || !(echoRegistrars[sel.Sel.Name] && isRouter(sel.X)) && !strings.HasSuffix(sel.Sel.Name, "Routes") {
-					return true
-				}
-				s := types.ExprString(sel)
-				if len(n.Args) > 0 {
-					if lit, ok := n.Args[0].(*ast.BasicLit); ok && lit.Kind == gotoken.STRING {
-						s += "(" + lit.Value + ")"
-					}
-				}
-				out = append(out, s)
-			}
-			return true
-		})
-	}
-	slices.Sort(out)
-	return out
-}
-
-func TestRouterReplicaMatchesServe(t *testing.T) {
-	got := serveRegistrations(t)
-	want := slices.Sorted(slices.Values(replicaRegistrations))
-	if !slices.Equal(got, want) {
-		t.Fatalf("serve() registers routes with\n  %v\nbut registeredRoutes (the authorization matrix's copy) with\n  %v\n"+
-			"update registeredRoutes and replicaRegistrations, and classify the new routes in the matrix", got, want)
-	}
 }
 
 // ---------------------------------------------------------------------------

@@ -154,6 +154,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		defer stopDebug()
 	}
 
+	if routerBuilt != nil {
+		routerBuilt(e)
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
@@ -203,6 +206,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	log.Info("stopped")
 	return nil
 }
+
+// routerBuilt, when set (by tests), sees serve()'s router once every route
+// is registered: the authorization matrix walks the real route table.
+var routerBuilt func(*echo.Echo)
 
 // newCentrifuge builds the Centrifugo front door from the config.
 func newCentrifuge(cfg config, node *gateway.Node, signer *domain.Signer, db *domain.DB) (*centrifuge.Adapter, error) {
