@@ -21,28 +21,16 @@ func TestRelayRedeliversWhatNoHubConfirmed(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, db *domain.DB) {
 		c := newCollector()
 		stop := runRelay(t, db, c)
-		for i := 0; i < 3; i++ {
-			if err := emit(t, db, i, false); err != nil {
-				t.Fatal(err)
-			}
-		}
+		emitRange(t, db, 0, 3)
 		c.wait(t, 3)
 		// From here the hub never confirms: the process "dies" mid-fan-out.
 		c.mu.Lock()
 		c.hold = true
 		c.mu.Unlock()
-		for i := 3; i < 6; i++ {
-			if err := emit(t, db, i, false); err != nil {
-				t.Fatal(err)
-			}
-		}
+		emitRange(t, db, 3, 6)
 		c.wait(t, 3)
 		stop()
-		for i := 6; i < 8; i++ { // committed while no relay runs
-			if err := emit(t, db, i, false); err != nil {
-				t.Fatal(err)
-			}
-		}
+		emitRange(t, db, 6, 8) // committed while no relay runs
 
 		c2 := newCollector()
 		runRelay(t, db, c2)
@@ -77,11 +65,7 @@ func TestRelayKeepFailureRetries(t *testing.T) {
 		c := newCollector()
 		c.keepErr = errors.New("history unavailable")
 		runRelayConfig(t, db, c, outbox.Config{PollInterval: 50 * time.Millisecond})
-		for i := 0; i < 3; i++ {
-			if err := emit(t, db, i, false); err != nil {
-				t.Fatal(err)
-			}
-		}
+		emitRange(t, db, 0, 3)
 		time.Sleep(300 * time.Millisecond)
 		if n := c.count(); n != 0 {
 			t.Fatalf("delivered %d events whose keep failed", n)

@@ -223,20 +223,20 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}, cursor *position
 	var backoff time.Duration // while committed rows are not yet readable
 	for ctx.Err() == nil {
 		var (
-			rows []row
-			err  error
+			b   batch
+			err error
 		)
 		if cursor.before(stored) {
 			// Kept before a restart, not delivered: recall, do not keep again.
-			rows, err = r.recall(ctx, *cursor, stored)
-			if err == nil && len(rows) == 0 {
+			b, err = r.recall(ctx, *cursor, stored)
+			if err == nil && b.empty() {
 				*cursor = stored // pruned meanwhile: nothing left to recall
 				continue
 			}
 		} else {
-			rows, err = r.keep(ctx, *cursor)
-			if len(rows) > 0 {
-				stored = rows[len(rows)-1].pos
+			b, err = r.keep(ctx, *cursor)
+			if !b.empty() {
+				stored = b.last
 			}
 		}
 		if err != nil {
@@ -258,7 +258,7 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}, cursor *position
 			r.cfg.Logger.Info("relay: resumed")
 			failing = false
 		}
-		if len(rows) == 0 {
+		if b.empty() {
 			// Committed rows hidden behind a transaction still running
 			// elsewhere on the cluster wake nobody when it ends: look
 			// again soon instead of waiting out the poll.
@@ -289,68 +289,93 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}, cursor *position
 			}
 			holdUntil = time.Time{}
 		}
-		if err := r.handOver(ctx, rows); err != nil {
+		if err := r.handOver(ctx, b); err != nil {
 			return err
 		}
-		*cursor = rows[len(rows)-1].pos
+		*cursor = b.last
 	}
 	return ctx.Err()
 }
 
+// batch is one read of the outbox: the position of its last row and the
+// events of its rows (those that decode), as the sink filled them.
+type batch struct {
+	last position
+	rows int
+	envs []domain.Envelope
+}
+
+func (b batch) empty() bool { return b.rows == 0 }
+
+// newBatch returns the batch of rows; a row that cannot be decoded would
+// block the outbox forever, so it is logged and skipped.
+func (r *Relay) newBatch(rows []row) batch {
+	b := batch{rows: len(rows), envs: make([]domain.Envelope, 0, len(rows))}
+	if len(rows) > 0 {
+		b.last = rows[len(rows)-1].pos
+	}
+	for _, rw := range rows {
+		if !rw.ok {
+			r.cfg.Logger.Error("relay: undecodable outbox row skipped", "offset", rw.pos.offset, "payload", truncate(rw.raw, 200))
+			continue
+		}
+		b.envs = append(b.envs, rw.env)
+	}
+	return b
+}
+
 // keep reads the rows after p and gives them to Sink.Keep in one
 // transaction with the stored position.
-func (r *Relay) keep(ctx context.Context, p position) ([]row, error) {
+func (r *Relay) keep(ctx context.Context, p position) (batch, error) {
 	ctx, cancel := r.opContext(ctx)
 	defer cancel()
 	tx, err := r.db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("relay: begin: %w", err)
+		return batch{}, fmt.Errorf("relay: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
 	if err := asyncCommit(ctx, tx, r.db.Dialect); err != nil {
-		return nil, err
+		return batch{}, err
 	}
 	rows, err := readAfter(ctx, tx, r.db.Dialect, p)
 	if err != nil || len(rows) == 0 {
-		return nil, err
+		return batch{}, err
 	}
-	envs := r.envelopes(rows)
-	if len(envs) > 0 {
-		if err := r.sink.Keep(ctx, tx, envs); err != nil {
-			return nil, fmt.Errorf("relay: keep: %w", err)
+	b := r.newBatch(rows)
+	if len(b.envs) > 0 {
+		if err := r.sink.Keep(ctx, tx, b.envs); err != nil {
+			return batch{}, fmt.Errorf("relay: keep: %w", err)
 		}
-		r.restore(rows, envs)
 	}
-	if err := savePosition(ctx, tx, r.db.Dialect, storedGroup, rows[len(rows)-1].pos); err != nil {
-		return nil, err
+	if err := savePosition(ctx, tx, r.db.Dialect, storedGroup, b.last); err != nil {
+		return batch{}, err
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("relay: commit: %w", err)
+		return batch{}, fmt.Errorf("relay: commit: %w", err)
 	}
-	return rows, nil
+	return b, nil
 }
 
 // recall reads the rows after p up to stored and has the sink recall what
 // it kept for them.
-func (r *Relay) recall(ctx context.Context, p, stored position) ([]row, error) {
+func (r *Relay) recall(ctx context.Context, p, stored position) (batch, error) {
 	ctx, cancel := r.opContext(ctx)
 	defer cancel()
 	rows, err := readAfter(ctx, r.db, r.db.Dialect, p)
 	if err != nil {
-		return nil, err
+		return batch{}, err
 	}
 	n := 0
 	for n < len(rows) && !stored.before(rows[n].pos) {
 		n++
 	}
-	rows = rows[:n]
-	if envs := r.envelopes(rows); len(envs) > 0 {
-		if err := r.sink.Recall(ctx, envs); err != nil {
-			return nil, fmt.Errorf("relay: recall: %w", err)
+	b := r.newBatch(rows[:n])
+	if len(b.envs) > 0 {
+		if err := r.sink.Recall(ctx, b.envs); err != nil {
+			return batch{}, fmt.Errorf("relay: recall: %w", err)
 		}
-		r.restore(rows, envs)
 	}
-	return rows, nil
+	return b, nil
 }
 
 // opContext bounds one read-and-keep step: a database that stops answering
@@ -359,41 +384,10 @@ func (r *Relay) opContext(ctx context.Context) (context.Context, context.CancelF
 	return context.WithTimeout(ctx, max(r.db.Timeout(), 5*time.Second))
 }
 
-// envelopes returns the decoded events of rows; a row that cannot be
-// decoded would block the outbox forever, so it is logged and skipped.
-func (r *Relay) envelopes(rows []row) []domain.Envelope {
-	envs := make([]domain.Envelope, 0, len(rows))
-	for _, rw := range rows {
-		if !rw.ok {
-			r.cfg.Logger.Error("relay: undecodable outbox row skipped", "offset", rw.pos.offset, "payload", truncate(rw.raw, 200))
-			continue
-		}
-		envs = append(envs, rw.env)
-	}
-	return envs
-}
-
-// restore copies envs (as the sink changed them) back into rows.
-func (r *Relay) restore(rows []row, envs []domain.Envelope) {
-	i := 0
-	for k := range rows {
-		if rows[k].ok {
-			rows[k].env = envs[i]
-			i++
-		}
-	}
-}
-
-// handOver delivers rows' events; the delivered position moves to the last
+// handOver delivers b's events; the delivered position moves to its last
 // row when the sink says every hub has them.
-func (r *Relay) handOver(ctx context.Context, rows []row) error {
-	last := rows[len(rows)-1].pos
-	envs := make([]domain.Envelope, 0, len(rows))
-	for _, rw := range rows {
-		if rw.ok {
-			envs = append(envs, rw.env)
-		}
-	}
+func (r *Relay) handOver(ctx context.Context, b batch) error {
+	last, envs := b.last, b.envs
 	r.mu.Lock()
 	r.pending++
 	r.mu.Unlock()

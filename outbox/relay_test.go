@@ -137,6 +137,16 @@ func runRelayConfig(t *testing.T, db *domain.DB, sink outbox.Sink, cfg outbox.Co
 	return stop
 }
 
+// emitRange commits one event per n in [from, to).
+func emitRange(t *testing.T, db *domain.DB, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		if err := emit(t, db, i, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func emit(t *testing.T, db *domain.DB, n int, fail bool) error {
 	t.Helper()
 	return db.InTx(context.Background(), func(tx *domain.Tx) error {
@@ -183,19 +193,11 @@ func TestRelayRestartLosesNothing(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, db *domain.DB) {
 		c := newCollector()
 		stop := runRelay(t, db, c)
-		for i := 0; i < 5; i++ {
-			if err := emit(t, db, i, false); err != nil {
-				t.Fatal(err)
-			}
-		}
+		emitRange(t, db, 0, 5)
 		c.wait(t, 5)
 		stop()
 		// Committed while no relay runs.
-		for i := 5; i < 15; i++ {
-			if err := emit(t, db, i, false); err != nil {
-				t.Fatal(err)
-			}
-		}
+		emitRange(t, db, 5, 15)
 		c2 := newCollector()
 		runRelay(t, db, c2)
 		got := c2.wait(t, 10)
@@ -216,11 +218,7 @@ func TestRelayPrunesRelayedRows(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, db *domain.DB) {
 		c := newCollector()
 		runRelay(t, db, c)
-		for i := 0; i < 3; i++ {
-			if err := emit(t, db, i, false); err != nil {
-				t.Fatal(err)
-			}
-		}
+		emitRange(t, db, 0, 3)
 		c.wait(t, 3)
 		r, err := outbox.NewRelay(db, c, outbox.Config{Retention: time.Nanosecond})
 		if err != nil {
