@@ -167,6 +167,9 @@ func TestInsertRowIdsAcrossHandles(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer db.Close()
+		// Two full pools (48 each) with 200 writers would take nearly all of
+		// the server's 100 connections from the tests running beside this one.
+		db.SetMaxOpenConns(16)
 		dbs = append(dbs, db)
 	}
 	if err := domain.Migrate(ctx, dbs[0], domain.CoreMigrations()); err != nil {
