@@ -3,6 +3,9 @@ package domain
 import (
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
+	"regexp"
+	"strconv"
 	"strings"
 
 	wmsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
@@ -126,3 +129,19 @@ func sqliteInsert(topic string, msgs message.Messages) (wmsql.Query, error) {
 	}
 	return wmsql.Query{Query: b.String(), Args: args}, nil
 }
+
+// OutboxPublication names the PostgreSQL publication of schema's outbox
+// inserts, which the relay's logical decoding subscribes to (see
+// outbox/logical.go). Publications are per database, hence the schema in
+// the name; a schema that does not fit an identifier is hashed.
+func OutboxPublication(schema string) string {
+	const prefix = "switchboard_outbox_"
+	if plainIdent.MatchString(schema) && len(prefix)+len(schema) <= 63 {
+		return prefix + schema
+	}
+	h := fnv.New64a()
+	h.Write([]byte(schema))
+	return prefix + strconv.FormatUint(h.Sum64(), 16)
+}
+
+var plainIdent = regexp.MustCompile(`^[a-z0-9_]+$`)

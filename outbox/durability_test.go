@@ -18,9 +18,9 @@ import (
 // fan-out) are delivered again by the next relay, recalled rather than kept
 // twice, in order; events confirmed delivered are not sent again.
 func TestRelayRedeliversWhatNoHubConfirmed(t *testing.T) {
-	dbtest.ForEach(t, func(t *testing.T, db *domain.DB) {
+	forEachMode(t, func(t *testing.T, db *domain.DB, mode outbox.Mode) {
 		c := newCollector()
-		stop := runRelay(t, db, c)
+		stop := runRelay(t, db, mode, c)
 		emitRange(t, db, 0, 3)
 		c.wait(t, 3)
 		// From here the hub never confirms: the process "dies" mid-fan-out.
@@ -32,8 +32,8 @@ func TestRelayRedeliversWhatNoHubConfirmed(t *testing.T) {
 		stop()
 		emitRange(t, db, 6, 8) // committed while no relay runs
 
-		c2 := newCollector()
-		runRelay(t, db, c2)
+		c2 := c.next()
+		runRelay(t, db, mode, c2)
 		got := c2.wait(t, 5)
 		time.Sleep(300 * time.Millisecond)
 		if n := c2.count(); n != 5 {
@@ -61,10 +61,10 @@ func TestRelayRedeliversWhatNoHubConfirmed(t *testing.T) {
 // A failing Keep rolls back with the stored position: nothing is delivered
 // until it succeeds, then everything is, once, in order.
 func TestRelayKeepFailureRetries(t *testing.T) {
-	dbtest.ForEach(t, func(t *testing.T, db *domain.DB) {
+	forEachMode(t, func(t *testing.T, db *domain.DB, mode outbox.Mode) {
 		c := newCollector()
 		c.keepErr = errors.New("history unavailable")
-		runRelayConfig(t, db, c, outbox.Config{PollInterval: 50 * time.Millisecond})
+		runRelayConfig(t, db, c, outbox.Config{PollInterval: 50 * time.Millisecond, Mode: mode})
 		emitRange(t, db, 0, 3)
 		time.Sleep(300 * time.Millisecond)
 		if n := c.count(); n != 0 {
@@ -89,7 +89,7 @@ func TestRelayRestartGrace(t *testing.T) {
 	// Generous bounds: a relay's start (its LISTEN connection) can take
 	// hundreds of milliseconds on a loaded CI box.
 	const grace = 3 * time.Second
-	dbtest.ForEach(t, func(t *testing.T, db *domain.DB) {
+	forEachMode(t, func(t *testing.T, db *domain.DB, mode outbox.Mode) {
 		tests := []struct {
 			name    string
 			backlog bool
@@ -109,7 +109,7 @@ func TestRelayRestartGrace(t *testing.T) {
 				}
 				c := newCollector()
 				start := time.Now()
-				stop := runRelayConfig(t, db, c, outbox.Config{PollInterval: 50 * time.Millisecond, RestartGrace: grace})
+				stop := runRelayConfig(t, db, c, outbox.Config{PollInterval: 50 * time.Millisecond, RestartGrace: grace, Mode: mode})
 				defer stop()
 				if !tc.backlog {
 					start = time.Now()
@@ -166,7 +166,7 @@ func TestRelayNotParkedBehindUnrelatedTransaction(t *testing.T) {
 	db := dbtest.Postgres(t)
 	ctx := context.Background()
 	c := newCollector()
-	runRelayConfig(t, db, c, outbox.Config{PollInterval: 10 * time.Second})
+	runRelayConfig(t, db, c, outbox.Config{PollInterval: 10 * time.Second, Mode: outbox.ModePoll})
 	time.Sleep(200 * time.Millisecond) // the relay is idle
 
 	other, err := db.BeginTx(ctx, nil)
@@ -204,10 +204,10 @@ func TestRelayNotParkedBehindUnrelatedTransaction(t *testing.T) {
 // PostgreSQL commits of different writers interleave out of xid order; the
 // xid8 rule must neither skip nor reorder them).
 func TestRelayConcurrentWritersNoSkipNoReorder(t *testing.T) {
-	dbtest.ForEach(t, func(t *testing.T, db *domain.DB) {
+	forEachMode(t, func(t *testing.T, db *domain.DB, mode outbox.Mode) {
 		const writers, each = 20, 50
 		c := newCollector()
-		runRelayConfig(t, db, c, outbox.Config{PollInterval: 100 * time.Millisecond})
+		runRelayConfig(t, db, c, outbox.Config{PollInterval: 100 * time.Millisecond, Mode: mode})
 		var wg sync.WaitGroup
 		errs := make(chan error, writers)
 		for w := 0; w < writers; w++ {

@@ -76,24 +76,32 @@ WHERE "offset" > $1 ORDER BY "offset" ASC LIMIT `+strconv.Itoa(batchSize), p.off
 	if err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)
 	}
+	out, err := scanRows(rs)
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	return out, nil
+}
+
+// scanRows reads rows of ("offset", transaction id as text, payload) and
+// closes rs.
+func scanRows(rs *sql.Rows) ([]row, error) {
 	defer rs.Close()
 	var out []row
 	for rs.Next() {
 		var r row
 		var xid string
 		if err := rs.Scan(&r.pos.offset, &xid, &r.raw); err != nil {
-			return nil, fmt.Errorf("read outbox: %w", err)
+			return nil, err
 		}
+		var err error
 		if r.pos.xid, err = strconv.ParseUint(xid, 10, 64); err != nil {
-			return nil, fmt.Errorf("read outbox: transaction id %q: %w", xid, err)
+			return nil, fmt.Errorf("transaction id %q: %w", xid, err)
 		}
 		r.ok = json.Unmarshal(r.raw, &r.env) == nil
 		out = append(out, r)
 	}
-	if err := rs.Err(); err != nil {
-		return nil, fmt.Errorf("read outbox: %w", err)
-	}
-	return out, nil
+	return out, rs.Err()
 }
 
 // querier is what readAfter and the position helpers need of a *sql.DB or
@@ -163,4 +171,30 @@ WHERE (e.transaction_id, e."offset") > ($1::text::xid8, $2))`, strconv.FormatUin
 		return false, fmt.Errorf("relay: pending rows: %w", err)
 	}
 	return ok, nil
+}
+
+// lastRow returns the position of the last outbox row (PostgreSQL).
+func lastRow(ctx context.Context, q querier) (position, bool, error) {
+	var xid string
+	var p position
+	err := q.QueryRowContext(ctx, `SELECT transaction_id::text, "offset" FROM "watermill_events"
+ORDER BY transaction_id DESC, "offset" DESC LIMIT 1`).Scan(&xid, &p.offset)
+	if errors.Is(err, sql.ErrNoRows) {
+		return position{}, false, nil
+	}
+	if err != nil {
+		return position{}, false, fmt.Errorf("relay: last outbox row: %w", err)
+	}
+	if p.xid, err = strconv.ParseUint(xid, 10, 64); err != nil {
+		return position{}, false, fmt.Errorf("relay: last outbox row: transaction id %q: %w", xid, err)
+	}
+	return p, true, nil
+}
+
+// forgetLogical removes the marker logical decoding leaves (logical.go).
+func forgetLogical(ctx context.Context, q querier) error {
+	if _, err := q.ExecContext(ctx, `DELETE FROM "watermill_offsets_events" WHERE consumer_group = $1`, logicalGroup); err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"switchboard/domain"
@@ -60,6 +61,9 @@ type Config struct {
 	// DrainWait bounds how long Run waits, once ctx ends, for the events
 	// already handed over to be delivered. Zero means 10s.
 	DrainWait time.Duration
+	// Mode is how the relay learns of commits on PostgreSQL (see Mode).
+	// Empty means ModeAuto.
+	Mode Mode
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -79,6 +83,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Mode == "" {
+		c.Mode = ModeAuto
 	}
 }
 
@@ -100,6 +107,11 @@ func (c Config) Validate() error {
 	if c.DrainWait < 0 {
 		errs = append(errs, errors.New("relay: DrainWait must not be negative"))
 	}
+	switch c.Mode {
+	case "", ModeAuto, ModePoll, ModeLogical:
+	default:
+		errs = append(errs, fmt.Errorf("relay: mode %q is not one of auto, poll, logical", c.Mode))
+	}
 	return errors.Join(errs...)
 }
 
@@ -117,12 +129,17 @@ type Relay struct {
 	sink Sink
 	cfg  Config
 
-	ready chan struct{} // closed once Run has read its positions
+	ready     chan struct{} // closed once Run has read its positions
+	readyOnce sync.Once
+	mode      atomic.Value // Mode running, once Run has chosen
+
+	adoptUntil *position // poll mode: see adoption in poll.go
 
 	mu        sync.Mutex
-	delivered position // highest position whose events every hub has
+	delivered position // poll mode: highest position whose events every hub has
 	pending   int      // batches handed over, done not called yet
 	changed   chan struct{}
+	toDelete  []position // logical mode: delivered rows to delete
 }
 
 // NewRelay returns a relay of db's outbox into sink.
@@ -141,160 +158,36 @@ func NewRelay(db *domain.DB, sink Sink, cfg Config) (*Relay, error) {
 // is not part of the backlog that RestartGrace holds.
 func (r *Relay) Ready() <-chan struct{} { return r.ready }
 
-// Run relays until ctx is done, then waits (DrainWait at most) for the
-// events already handed over and stores the delivered position. A database
-// that cannot be reached at start is retried every second, as later.
-func (r *Relay) Run(ctx context.Context) error {
-	var (
-		wake              <-chan struct{}
-		stopWake          func()
-		stored, delivered position
-		backlog           bool
-	)
-	for attempt := 0; ; attempt++ {
-		err := func() (err error) {
-			if wake == nil {
-				if wake, stopWake, err = r.wakeups(); err != nil {
-					return err
-				}
-			}
-			if stored, delivered, err = r.positions(ctx); err != nil {
-				return err
-			}
-			if r.cfg.RestartGrace > 0 {
-				rows, err := readAfter(ctx, r.db, r.db.Dialect, delivered)
-				if err != nil {
-					return err
-				}
-				backlog = len(rows) > 0
-			}
-			return nil
-		}()
-		if err == nil {
-			break
-		}
-		if attempt == 0 {
-			r.cfg.Logger.Warn("relay: cannot start yet; retrying every second", "err", err)
-		}
-		if !sleep(ctx, time.Second) {
-			if stopWake != nil {
-				stopWake()
-			}
-			return nil
-		}
-	}
-	defer stopWake()
-	r.delivered = delivered
+func (r *Relay) markReady() { r.readyOnce.Do(func() { close(r.ready) }) }
 
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	wg.Add(2)
-	go func() { defer wg.Done(); r.saveLoop(stop, delivered) }()
-	go func() { defer wg.Done(); r.pruneLoop(stop) }()
-	defer func() {
-		close(stop)
-		wg.Wait()
-	}()
-
-	// Events waiting at start are held for RestartGrace (see Config).
-	var holdUntil time.Time
-	if backlog {
-		holdUntil = time.Now().Add(r.cfg.RestartGrace)
-		r.cfg.Logger.Info("relay: events were waiting since the last run; delivering them after the restart grace",
-			"grace", r.cfg.RestartGrace)
-	}
-
-	close(r.ready)
-	cursor := delivered
-	err := r.loop(ctx, wake, &cursor, stored, holdUntil)
-	r.drain()
-	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-		err = nil
-	}
-	r.cfg.Logger.Debug("relay stopped")
-	return err
+// Mode reports the mode Run chose; empty before it has.
+func (r *Relay) Mode() Mode {
+	m, _ := r.mode.Load().(Mode)
+	return m
 }
 
-// loop reads, keeps and hands over batches until ctx ends.
-func (r *Relay) loop(ctx context.Context, wake <-chan struct{}, cursor *position, stored position, holdUntil time.Time) error {
-	poll := time.NewTimer(r.cfg.PollInterval)
-	defer poll.Stop()
-	failing := false          // an outage is logged when it starts and when it ends
-	var backoff time.Duration // while committed rows are not yet readable
-	for ctx.Err() == nil {
-		var (
-			b   batch
-			err error
-		)
-		if cursor.before(stored) {
-			// Kept before a restart, not delivered: recall, do not keep again.
-			b, err = r.recall(ctx, *cursor, stored)
-			if err == nil && b.empty() {
-				*cursor = stored // pruned meanwhile: nothing left to recall
-				continue
-			}
-		} else {
-			b, err = r.keep(ctx, *cursor)
-			if !b.empty() {
-				stored = b.last
-			}
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if !failing {
-				r.cfg.Logger.Warn("relay: will retry every second until it succeeds", "err", err)
-			} else {
-				r.cfg.Logger.Debug("relay: will retry", "err", err)
-			}
-			failing = true
-			if !sleep(ctx, time.Second) {
-				return ctx.Err()
-			}
-			continue
-		}
-		if failing {
-			r.cfg.Logger.Info("relay: resumed")
-			failing = false
-		}
-		if b.empty() {
-			// Committed rows hidden behind a transaction still running
-			// elsewhere on the cluster wake nobody when it ends: look
-			// again soon instead of waiting out the poll.
-			pctx, cancel := r.opContext(ctx)
-			pending, err := pendingAfter(pctx, r.db, r.db.Dialect, *cursor)
-			cancel()
-			if err == nil && pending {
-				backoff = min(max(2*backoff, pendingMinWait), pendingMaxWait)
-				if !sleep(ctx, backoff) {
-					return ctx.Err()
-				}
-				continue
-			}
-			backoff = 0
-			poll.Reset(r.cfg.PollInterval)
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-wake:
-			case <-poll.C:
-			}
-			continue
-		}
-		backoff = 0
-		if !holdUntil.IsZero() {
-			if !sleep(ctx, time.Until(holdUntil)) {
-				return ctx.Err()
-			}
-			holdUntil = time.Time{}
-		}
-		if err := r.handOver(ctx, b); err != nil {
+// Run relays until ctx is done, then waits (DrainWait at most) for the
+// events already handed over and stores what was delivered. A database that
+// cannot be reached at start is retried every second, as later.
+func (r *Relay) Run(ctx context.Context) error {
+	mode, why, ok, err := r.chooseMode(ctx)
+	if err != nil || !ok {
+		return err
+	}
+	if mode == ModeLogical {
+		r.mode.Store(ModeLogical)
+		r.cfg.Logger.Info("relay: logical decoding", "mode", ModeLogical, "why", why)
+		err := r.runLogical(ctx)
+		if !errors.Is(err, errNoLogical) {
 			return err
 		}
-		*cursor = b.last
+		mode, why = ModePoll, err.Error()
+		r.cfg.Logger.Warn("relay: logical decoding is not possible; polling instead", "err", err)
+	} else {
+		r.cfg.Logger.Info("relay: polling the outbox", "mode", ModePoll, "why", why)
 	}
-	return ctx.Err()
+	r.mode.Store(mode)
+	return r.runPoll(ctx)
 }
 
 // batch is one read of the outbox: the position of its last row and the
@@ -324,75 +217,31 @@ func (r *Relay) newBatch(rows []row) batch {
 	return b
 }
 
-// keep reads the rows after p and gives them to Sink.Keep in one
-// transaction with the stored position.
-func (r *Relay) keep(ctx context.Context, p position) (batch, error) {
-	ctx, cancel := r.opContext(ctx)
-	defer cancel()
-	tx, err := r.db.BeginTx(ctx, nil)
-	if err != nil {
-		return batch{}, fmt.Errorf("relay: begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if err := asyncCommit(ctx, tx, r.db.Dialect); err != nil {
-		return batch{}, err
-	}
-	rows, err := readAfter(ctx, tx, r.db.Dialect, p)
-	if err != nil || len(rows) == 0 {
-		return batch{}, err
-	}
-	b := r.newBatch(rows)
-	if len(b.envs) > 0 {
-		if err := r.sink.Keep(ctx, tx, b.envs); err != nil {
-			return batch{}, fmt.Errorf("relay: keep: %w", err)
-		}
-	}
-	if err := savePosition(ctx, tx, r.db.Dialect, storedGroup, b.last); err != nil {
-		return batch{}, err
-	}
-	if err := tx.Commit(); err != nil {
-		return batch{}, fmt.Errorf("relay: commit: %w", err)
-	}
-	return b, nil
-}
-
-// recall reads the rows after p up to stored and has the sink recall what
-// it kept for them.
-func (r *Relay) recall(ctx context.Context, p, stored position) (batch, error) {
-	ctx, cancel := r.opContext(ctx)
-	defer cancel()
-	rows, err := readAfter(ctx, r.db, r.db.Dialect, p)
-	if err != nil {
-		return batch{}, err
-	}
-	n := 0
-	for n < len(rows) && !stored.before(rows[n].pos) {
-		n++
-	}
-	b := r.newBatch(rows[:n])
-	if len(b.envs) > 0 {
-		if err := r.sink.Recall(ctx, b.envs); err != nil {
-			return batch{}, fmt.Errorf("relay: recall: %w", err)
-		}
-	}
-	return b, nil
-}
-
 // opContext bounds one read-and-keep step: a database that stops answering
 // (a cut network path) fails it, and the loop retries, instead of hanging.
 func (r *Relay) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, max(r.db.Timeout(), 5*time.Second))
 }
 
-// handOver delivers b's events; the delivered position moves to its last
-// row when the sink says every hub has them.
-func (r *Relay) handOver(ctx context.Context, b batch) error {
-	last, envs := b.last, b.envs
+// handOver delivers envs; delivered runs once the sink says every hub has
+// them (at once when envs is empty).
+func (r *Relay) handOver(ctx context.Context, envs []domain.Envelope, delivered func()) error {
 	r.mu.Lock()
 	r.pending++
 	r.mu.Unlock()
 	var once sync.Once
-	done := func() { once.Do(func() { r.deliveredUpTo(last) }) }
+	done := func() {
+		once.Do(func() {
+			delivered()
+			r.mu.Lock()
+			r.pending--
+			r.mu.Unlock()
+			select {
+			case r.changed <- struct{}{}:
+			default:
+			}
+		})
+	}
 	if len(envs) == 0 {
 		done()
 		return nil
@@ -406,64 +255,38 @@ func (r *Relay) handOver(ctx context.Context, b batch) error {
 	return nil
 }
 
-func (r *Relay) deliveredUpTo(p position) {
-	r.mu.Lock()
-	if r.delivered.before(p) {
-		r.delivered = p
+// keepOrRecall gives envs to Sink.Keep through tx, except those the sink
+// already kept (Recall finds them): the relay uses it where its positions
+// cannot tell which rows were kept (rows left by the other mode, see
+// logical.go). An event with nothing to keep is kept again, which writes
+// nothing.
+func (r *Relay) keepOrRecall(ctx context.Context, tx *sql.Tx, envs []domain.Envelope) error {
+	if len(envs) == 0 {
+		return nil
 	}
-	r.pending--
-	r.mu.Unlock()
-	select {
-	case r.changed <- struct{}{}:
-	default:
+	if err := r.sink.Recall(ctx, envs); err != nil {
+		return fmt.Errorf("relay: recall: %w", err)
 	}
-}
-
-// saveLoop stores the delivered position whenever it moved from saved, one
-// write at a time (positions that move during a write are stored together
-// next).
-func (r *Relay) saveLoop(stop <-chan struct{}, saved position) {
-	save := func() {
-		r.mu.Lock()
-		p := r.delivered
-		r.mu.Unlock()
-		if p == saved {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := r.saveDelivered(ctx, p); err != nil {
-			r.cfg.Logger.Warn("relay: delivered position not saved yet", "err", err)
-			return
-		}
-		saved = p
-	}
-	for {
-		select {
-		case <-r.changed:
-			save()
-		case <-stop:
-			save()
-			return
+	var fresh []int
+	for i := range envs {
+		if len(envs[i].Streams) == 0 {
+			fresh = append(fresh, i)
 		}
 	}
-}
-
-// saveDelivered stores the delivered position without waiting for the WAL
-// flush (see asyncCommit).
-func (r *Relay) saveDelivered(ctx context.Context, p position) error {
-	tx, err := r.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("save relay position: %w", err)
+	if len(fresh) == 0 {
+		return nil
 	}
-	defer func() { _ = tx.Rollback() }()
-	if err := asyncCommit(ctx, tx, r.db.Dialect); err != nil {
-		return err
+	sub := make([]domain.Envelope, len(fresh))
+	for k, i := range fresh {
+		sub[k] = envs[i]
 	}
-	if err := savePosition(ctx, tx, r.db.Dialect, deliveredGroup, p); err != nil {
-		return err
+	if err := r.sink.Keep(ctx, tx, sub); err != nil {
+		return fmt.Errorf("relay: keep: %w", err)
 	}
-	return tx.Commit()
+	for k, i := range fresh {
+		envs[i] = sub[k]
+	}
+	return nil
 }
 
 // asyncCommit lets a relay transaction commit without waiting for the WAL
@@ -499,26 +322,6 @@ func (r *Relay) drain() {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// positions loads the stored and delivered positions. A database relayed by
-// an earlier version has only the stored one, which then meant delivered.
-func (r *Relay) positions(ctx context.Context) (stored, delivered position, err error) {
-	stored, _, err = loadPosition(ctx, r.db, r.db.Dialect, storedGroup)
-	if err != nil {
-		return
-	}
-	delivered, ok, err := loadPosition(ctx, r.db, r.db.Dialect, deliveredGroup)
-	if err != nil {
-		return
-	}
-	if !ok {
-		delivered = stored
-	}
-	if stored.before(delivered) {
-		stored = delivered
-	}
-	return stored, delivered, nil
 }
 
 func (r *Relay) pruneLoop(stop <-chan struct{}) {

@@ -33,9 +33,26 @@ type collector struct {
 	keepErr  error
 	hold     bool
 	ch       chan struct{}
+	store    *keptStore
 }
 
-func newCollector() *collector { return &collector{ch: make(chan struct{}, 1<<16)} }
+// keptStore is what a real sink keeps in the database: the ids of kept
+// events, shared by the collectors of successive relays of one database.
+type keptStore struct {
+	mu  sync.Mutex
+	ids map[string]bool
+}
+
+func newCollector() *collector {
+	return &collector{ch: make(chan struct{}, 1<<16), store: &keptStore{ids: map[string]bool{}}}
+}
+
+// next returns a collector for the next relay of the same database.
+func (c *collector) next() *collector {
+	n := newCollector()
+	n.store = c.store
+	return n
+}
 
 func (c *collector) Keep(_ context.Context, _ *sql.Tx, envs []domain.Envelope) error {
 	c.mu.Lock()
@@ -43,9 +60,12 @@ func (c *collector) Keep(_ context.Context, _ *sql.Tx, envs []domain.Envelope) e
 	if c.keepErr != nil {
 		return c.keepErr
 	}
+	c.store.mu.Lock()
+	defer c.store.mu.Unlock()
 	for i := range envs {
 		envs[i].Streams = []domain.StreamOffset{{Channel: "c", Offset: uint64(c.kept + 1), Epoch: "kept"}}
 		c.kept++
+		c.store.ids[envs[i].ID] = true
 	}
 	return nil
 }
@@ -53,9 +73,14 @@ func (c *collector) Keep(_ context.Context, _ *sql.Tx, envs []domain.Envelope) e
 func (c *collector) Recall(_ context.Context, envs []domain.Envelope) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.store.mu.Lock()
+	defer c.store.mu.Unlock()
 	for i := range envs {
-		envs[i].Streams = []domain.StreamOffset{{Channel: "c", Epoch: "recalled"}}
-		c.recalled++
+		envs[i].Streams = nil
+		if c.store.ids[envs[i].ID] {
+			envs[i].Streams = []domain.StreamOffset{{Channel: "c", Epoch: "recalled"}}
+			c.recalled++
+		}
 	}
 	return nil
 }
@@ -97,15 +122,40 @@ func (c *collector) count() int {
 	return len(c.envs)
 }
 
-func runRelay(t *testing.T, db *domain.DB, sink outbox.Sink) (stop func()) {
+func runRelay(t *testing.T, db *domain.DB, mode outbox.Mode, sink outbox.Sink) (stop func()) {
 	t.Helper()
-	return runRelayConfig(t, db, sink, outbox.Config{PollInterval: 200 * time.Millisecond, DrainWait: 200 * time.Millisecond})
+	return runRelayConfig(t, db, sink, outbox.Config{PollInterval: 200 * time.Millisecond, DrainWait: 200 * time.Millisecond, Mode: mode})
+}
+
+// forEachMode runs fn against SQLite and against PostgreSQL in each relay
+// mode: poll, and logical decoding when the server has wal_level=logical
+// (.ci/run sets it).
+func forEachMode(t *testing.T, fn func(t *testing.T, db *domain.DB, mode outbox.Mode)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) { fn(t, dbtest.SQLite(t), outbox.ModePoll) })
+	t.Run("postgres-poll", func(t *testing.T) { fn(t, dbtest.Postgres(t), outbox.ModePoll) })
+	t.Run("postgres-logical", func(t *testing.T) {
+		db := dbtest.Postgres(t)
+		requireLogical(t, db)
+		fn(t, db, outbox.ModeLogical)
+	})
+}
+
+func requireLogical(t *testing.T, db *domain.DB) {
+	t.Helper()
+	var level string
+	if err := db.QueryRow(`SHOW wal_level`).Scan(&level); err != nil {
+		t.Fatal(err)
+	}
+	if level != "logical" {
+		t.Skipf("PostgreSQL runs with wal_level=%s; logical decoding needs wal_level=logical (.ci/run sets it)", level)
+	}
 }
 
 // runRelayPolling is runRelay with its safety-net poll set to poll.
 func runRelayPolling(t *testing.T, db *domain.DB, sink outbox.Sink, poll time.Duration) (stop func()) {
 	t.Helper()
-	return runRelayConfig(t, db, sink, outbox.Config{PollInterval: poll})
+	return runRelayConfig(t, db, sink, outbox.Config{PollInterval: poll, Mode: outbox.ModePoll})
 }
 
 func runRelayConfig(t *testing.T, db *domain.DB, sink outbox.Sink, cfg outbox.Config) (stop func()) {
@@ -165,9 +215,9 @@ func emit(t *testing.T, db *domain.DB, n int, fail bool) error {
 }
 
 func TestRelayDeliversCommittedOnly(t *testing.T) {
-	dbtest.ForEach(t, func(t *testing.T, db *domain.DB) {
+	forEachMode(t, func(t *testing.T, db *domain.DB, mode outbox.Mode) {
 		c := newCollector()
-		runRelay(t, db, c)
+		runRelay(t, db, mode, c)
 		if err := emit(t, db, 1, true); err == nil {
 			t.Fatal("expected the failing transaction to fail")
 		}
@@ -190,16 +240,16 @@ func TestRelayDeliversCommittedOnly(t *testing.T) {
 }
 
 func TestRelayRestartLosesNothing(t *testing.T) {
-	dbtest.ForEach(t, func(t *testing.T, db *domain.DB) {
+	forEachMode(t, func(t *testing.T, db *domain.DB, mode outbox.Mode) {
 		c := newCollector()
-		stop := runRelay(t, db, c)
+		stop := runRelay(t, db, mode, c)
 		emitRange(t, db, 0, 5)
 		c.wait(t, 5)
 		stop()
 		// Committed while no relay runs.
 		emitRange(t, db, 5, 15)
-		c2 := newCollector()
-		runRelay(t, db, c2)
+		c2 := c.next()
+		runRelay(t, db, mode, c2)
 		got := c2.wait(t, 10)
 		time.Sleep(300 * time.Millisecond)
 		if n := c2.count(); n != 10 {
@@ -217,7 +267,7 @@ func TestRelayRestartLosesNothing(t *testing.T) {
 func TestRelayPrunesRelayedRows(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, db *domain.DB) {
 		c := newCollector()
-		runRelay(t, db, c)
+		runRelay(t, db, outbox.ModePoll, c)
 		emitRange(t, db, 0, 3)
 		c.wait(t, 3)
 		r, err := outbox.NewRelay(db, c, outbox.Config{Retention: time.Nanosecond})
@@ -249,6 +299,8 @@ func TestRelayConfigValidate(t *testing.T) {
 		{"negative poll", outbox.Config{PollInterval: -1}, false},
 		{"negative retention", outbox.Config{Retention: -1}, false},
 		{"negative grace", outbox.Config{RestartGrace: -1}, false},
+		{"logical", outbox.Config{Mode: outbox.ModeLogical}, true},
+		{"unknown mode", outbox.Config{Mode: "fast"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := outbox.NewRelay(&domain.DB{}, newCollector(), tc.cfg)

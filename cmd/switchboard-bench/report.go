@@ -198,6 +198,16 @@ func (r *runner) summary() []string {
 				ms(x.res.Delivery.P50), ms(x.res.Delivery.P99), check(x.res.Delivery.P50 <= 10*time.Millisecond && x.res.Delivery.P99 <= 50*time.Millisecond && x.res.Events > 0)))
 		}
 	}
+	for _, x := range r.rows {
+		if strings.HasPrefix(x.scenario, "c2s pg, unrelated tx open") {
+			target := ""
+			if strings.HasSuffix(x.server, "relay=logical") {
+				target = " (target p99 ≤ 50 ms: " + check(x.res.Delivery.P99 <= 50*time.Millisecond && x.res.Events > 0 && x.res.Delivered == x.res.Expected) + ")"
+			}
+			out = append(out, fmt.Sprintf("- %s at %g writes/s, %s: p50 %s, p99 %s, max %s ms%s",
+				x.scenario, x.rate, x.server, ms(x.res.Delivery.P50), ms(x.res.Delivery.P99), ms(x.res.Delivery.Max), target))
+		}
+	}
 	var peerIdle float64
 	for _, x := range r.idleRows {
 		if x.server == peer {

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -238,6 +240,73 @@ func (r *runner) commitToScreen(ctx context.Context) error {
 		}
 		pool.Close()
 		srv.stop()
+	}
+	return nil
+}
+
+// blocked measures commit-to-screen on PostgreSQL at the c2s rate while a
+// transaction in another database of the cluster stays open (blockFor at a
+// time, one after another, for the whole measurement), in each relay mode:
+// the poll sees no row newer than the oldest running transaction, logical
+// decoding is not held back by it.
+func (r *runner) blocked(ctx context.Context) error {
+	rate := r.o.c2sRates[len(r.o.c2sRates)-1]
+	for _, mode := range []string{"logical", "poll"} {
+		srv, err := startSwitchboard(ctx, startOpts{bin: r.o.bin, store: "postgres", pgURL: r.o.pgURL, logLevel: "warn",
+			env: []string{"SWITCHBOARD_RELAY_MODE=" + mode}})
+		if err != nil {
+			return err
+		}
+		pool := &load.Pool{Target: srv.target(load.Pusher, channelMain), Dialer: load.NewDialer(r.o.sourceIPs)}
+		if _, err := pool.Ensure(ctx, r.o.c2sSubs, r.o.dialParallel); err != nil {
+			pool.Close()
+			srv.stop()
+			return err
+		}
+		time.Sleep(time.Second)
+		hctx, stopHold := context.WithCancel(ctx)
+		held := make(chan error, 1)
+		go func() { held <- holdTransactions(hctx, r.o.pgURL, r.o.blockFor) }()
+		x := r.measure(ctx, srv, pool, fmt.Sprintf("c2s pg, unrelated tx open %s", r.o.blockFor), "switchboard/pusher relay="+mode,
+			r.o.c2sSubs, rate, r.o.c2sFor)
+		stopHold()
+		if err := <-held; err != nil {
+			x.note = append(x.note, "blocking transaction: "+trim(err.Error(), 80))
+		}
+		r.add(x)
+		pool.Close()
+		srv.stop()
+	}
+	return nil
+}
+
+// holdTransactions keeps a transaction with an xid open in database
+// "postgres" of base's cluster, each for d, until ctx ends.
+func holdTransactions(ctx context.Context, base string, d time.Duration) error {
+	u, err := url.Parse(base)
+	if err != nil {
+		return err
+	}
+	u.Path = "/postgres"
+	db, err := sql.Open("postgres", u.String())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for ctx.Err() == nil {
+		tx, err := db.BeginTx(context.Background(), nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`SELECT pg_current_xact_id()`); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(d):
+		}
+		_ = tx.Rollback()
 	}
 	return nil
 }

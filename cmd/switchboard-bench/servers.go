@@ -62,6 +62,7 @@ type startOpts struct {
 	store    string // sqlite | postgres
 	pgURL    string // base PostgreSQL URL
 	logLevel string
+	env      []string // extra environment, e.g. SWITCHBOARD_RELAY_MODE=poll
 }
 
 // startSwitchboard runs the real binary on a fresh SQLite file or a fresh
@@ -85,6 +86,7 @@ func startSwitchboard(ctx context.Context, o startOpts) (*server, error) {
 		"SWITCHBOARD_ADDR="+s.addr, "SWITCHBOARD_DEBUG_ADDR="+s.debugAddr,
 		"SWITCHBOARD_DATA_DIR="+filepath.Join(dir, "data"), "SWITCHBOARD_JWT_SECRET="+benchSecret,
 		"SWITCHBOARD_LOG_LEVEL="+o.logLevel, "DATABASE_URL=")
+	env = append(env, o.env...)
 	if o.store == "postgres" {
 		dsn, drop, err := newSchema(o.pgURL)
 		if err != nil {
@@ -330,6 +332,7 @@ func newSchema(base string) (string, func(), error) {
 	}
 	return base + sep + "search_path=" + name, func() {
 		_, _ = db.Exec(`DROP SCHEMA ` + name + ` CASCADE`)
+		_, _ = db.Exec(`DROP PUBLICATION IF EXISTS switchboard_outbox_` + name) // the relay's, in logical mode
 		db.Close()
 	}, nil
 }

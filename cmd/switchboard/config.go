@@ -31,6 +31,9 @@ type config struct {
 	LogLevel     string        // SWITCHBOARD_LOG_LEVEL: debug|info|warn|error, default info
 	Retention    time.Duration // SWITCHBOARD_OUTBOX_RETENTION, default 24h
 	PollInterval time.Duration // SWITCHBOARD_RELAY_POLL, default 500ms (safety net behind wake-ups)
+	// RelayMode is SWITCHBOARD_RELAY_MODE: auto (default), poll or logical
+	// (outbox.Mode): logical decoding where PostgreSQL has wal_level=logical.
+	RelayMode    string
 	ShutdownWait time.Duration // SWITCHBOARD_SHUTDOWN_TIMEOUT, default 15s
 	// DBTimeout is SWITCHBOARD_DB_TIMEOUT, default 5s: the longest a REST
 	// request's database work, a PostgreSQL connect, or a database read or
@@ -148,6 +151,12 @@ func loadConfig(args []string) (config, error) {
 	}
 	if c.PollInterval, err = envDuration("SWITCHBOARD_RELAY_POLL", 500*time.Millisecond); err != nil {
 		errs = append(errs, err)
+	}
+	c.RelayMode = os.Getenv("SWITCHBOARD_RELAY_MODE")
+	switch c.RelayMode {
+	case "", "auto", "poll", "logical":
+	default:
+		errs = append(errs, fmt.Errorf("SWITCHBOARD_RELAY_MODE %q: want auto, poll or logical", c.RelayMode))
 	}
 	if c.ShutdownWait, err = envDuration("SWITCHBOARD_SHUTDOWN_TIMEOUT", 15*time.Second); err != nil {
 		errs = append(errs, err)

@@ -86,6 +86,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	broker.Subscribe(node.DispatchBatch)
 	relay, err := outbox.NewRelay(db, gateway.Pipeline{History: node.History, Broker: broker}, outbox.Config{
 		PollInterval: cfg.PollInterval, Retention: cfg.Retention, RestartGrace: cfg.RestartGrace, Logger: log,
+		Mode: outbox.Mode(cfg.RelayMode),
 	})
 	if err != nil {
 		return err

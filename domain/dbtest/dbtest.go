@@ -88,6 +88,7 @@ func NewSchema(t testing.TB) (dsn string, drop func()) {
 	u.RawQuery = q.Encode()
 	return u.String(), func() {
 		_, _ = admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`)
+		_, _ = admin.Exec(`DROP PUBLICATION IF EXISTS ` + domain.OutboxPublication(schema))
 		admin.Close()
 	}
 }

@@ -1,0 +1,279 @@
+package outbox_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"switchboard/domain"
+	"switchboard/domain/dbtest"
+	"switchboard/outbox"
+)
+
+// The point of logical decoding: a transaction left open elsewhere on the
+// cluster (in another database, and in this one) does not hold back
+// events committed after it began; each arrives at once.
+func TestLogicalNotHeldByUnrelatedTransaction(t *testing.T) {
+	db := dbtest.Postgres(t)
+	requireLogical(t, db)
+	ctx := context.Background()
+	c := newCollector()
+	runRelayConfig(t, db, c, outbox.Config{PollInterval: 10 * time.Second, Mode: outbox.ModeLogical})
+
+	u, err := url.Parse(dbtest.PostgresURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/postgres"
+	otherDB, err := sql.Open("postgres", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer otherDB.Close()
+	for _, h := range []*sql.DB{otherDB, db.DB} {
+		tx, err := h.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		if _, err := tx.ExecContext(ctx, `SELECT pg_current_xact_id()`); err != nil { // takes an xid: holds xmin back
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		start := time.Now()
+		if err := emit(t, db, i, false); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-c.ch:
+			if d := time.Since(start); d > time.Second {
+				t.Fatalf("event %d took %v behind an unrelated open transaction", i, d)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("event %d not delivered within 5 s while an unrelated transaction is open", i)
+		}
+	}
+}
+
+// Logical decoding deletes a row once every hub has its event (the table
+// is what is left to deliver, see outbox/logical.go), and holds no slot
+// that would outlive the process.
+func TestLogicalDeletesDeliveredRowsAndUsesTemporarySlots(t *testing.T) {
+	db := dbtest.Postgres(t)
+	requireLogical(t, db)
+	c := newCollector()
+	runRelay(t, db, outbox.ModeLogical, c)
+	emitRange(t, db, 0, 3)
+	c.wait(t, 3)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var left int
+		if err := db.QueryRow(`SELECT count(*) FROM watermill_events`).Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d delivered rows still in the outbox after 5 s", left)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var temp, permanent int
+	if err := db.QueryRow(`SELECT count(*) FILTER (WHERE temporary AND active), count(*) FILTER (WHERE NOT temporary)
+FROM pg_replication_slots WHERE slot_name LIKE 'switchboard\_%'`).Scan(&temp, &permanent); err != nil {
+		t.Fatal(err)
+	}
+	if temp == 0 || permanent != 0 {
+		t.Fatalf("switchboard slots: %d temporary active, %d permanent; want ≥1 and 0", temp, permanent)
+	}
+}
+
+// Switching modes between runs (wal_level raised, then SWITCHBOARD_RELAY_MODE
+// =poll) loses nothing and delivers nothing twice, even when a run stops
+// with events kept but not delivered: each run recalls, not keeps again,
+// what the previous one kept.
+func TestRelayModeSwitches(t *testing.T) {
+	db := dbtest.Postgres(t)
+	requireLogical(t, db)
+	modes := []outbox.Mode{outbox.ModePoll, outbox.ModeLogical, outbox.ModePoll, outbox.ModeLogical}
+	c := newCollector()
+	var all []domain.Envelope
+	next := 0
+	for run, mode := range modes {
+		if run > 0 {
+			c = c.next()
+		}
+		stop := runRelay(t, db, mode, c)
+		pending := 0
+		if run > 0 {
+			pending = 2 // the previous run's unconfirmed events
+		}
+		emitRange(t, db, next, next+3)
+		next += 3
+		c.wait(t, pending+3)
+		// The run stops mid-fan-out: its last events are kept, never confirmed.
+		c.mu.Lock()
+		c.hold = true
+		c.mu.Unlock()
+		emitRange(t, db, next, next+2)
+		next += 2
+		c.wait(t, 2)
+		stop()
+		c.mu.Lock()
+		all = append(all, c.envs...)
+		c.mu.Unlock()
+		if run > 0 && (c.recalled != 2 || c.kept != 5) {
+			t.Fatalf("run %d (%s): recalled %d kept %d, want 2 and 5", run, mode, c.recalled, c.kept)
+		}
+	}
+	// Every event in order; the unconfirmed ones exactly twice (once before
+	// the stop, once after), the others once.
+	want := []int{}
+	for run := 0; run < len(modes); run++ {
+		if run > 0 {
+			want = append(want, run*5-2, run*5-1)
+		}
+		for i := run * 5; i < run*5+5; i++ {
+			want = append(want, i)
+		}
+	}
+	var got []int
+	for _, env := range all {
+		var p pinged
+		if err := json.Unmarshal(env.Data, &p); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, p.N)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("delivered %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("delivered %v, want %v", got, want)
+		}
+	}
+}
+
+// ModeAuto polls when the role may not replicate, and says why; ModeLogical
+// refuses to run there.
+func TestRelayModeChoice(t *testing.T) {
+	db := dbtest.Postgres(t)
+	requireLogical(t, db)
+	ctx := context.Background()
+	role := "sb_norepl_" + strings.TrimPrefix(db.Schema, "t_")
+	for _, q := range []string{
+		`CREATE ROLE ` + role + ` LOGIN NOREPLICATION`,
+		`GRANT ALL ON SCHEMA ` + db.Schema + ` TO ` + role,
+		`GRANT ALL ON ALL TABLES IN SCHEMA ` + db.Schema + ` TO ` + role,
+		`GRANT ALL ON ALL SEQUENCES IN SCHEMA ` + db.Schema + ` TO ` + role,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		_, _ = db.ExecContext(ctx, `REVOKE ALL ON ALL TABLES IN SCHEMA `+db.Schema+` FROM `+role)
+		_, _ = db.ExecContext(ctx, `REVOKE ALL ON ALL SEQUENCES IN SCHEMA `+db.Schema+` FROM `+role)
+		_, _ = db.ExecContext(ctx, `REVOKE ALL ON SCHEMA `+db.Schema+` FROM `+role)
+		_, _ = db.ExecContext(ctx, `DROP ROLE `+role)
+	})
+	u, err := url.Parse(db.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(role)
+	plain, err := domain.Open(ctx, domain.OpenConfig{DatabaseURL: u.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+
+	tests := []struct {
+		name string
+		db   *domain.DB
+		cfg  outbox.Mode
+		want outbox.Mode // "" = Run fails
+	}{
+		{"auto, replication role", db, outbox.ModeAuto, outbox.ModeLogical},
+		{"auto, no replication", plain, outbox.ModeAuto, outbox.ModePoll},
+		{"poll asked", db, outbox.ModePoll, outbox.ModePoll},
+		{"logical asked, no replication", plain, outbox.ModeLogical, ""},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCollector()
+			r, err := outbox.NewRelay(tc.db, c, outbox.Config{Mode: tc.cfg, DrainWait: 100 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- r.Run(rctx) }()
+			if tc.want == "" {
+				select {
+				case err := <-done:
+					if err == nil || !strings.Contains(err.Error(), "REPLICATION") {
+						t.Fatalf("Run = %v, want an error naming REPLICATION", err)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatal("Run kept running in logical mode without replication rights")
+				}
+				return
+			}
+			select {
+			case <-r.Ready():
+			case err := <-done:
+				t.Fatalf("Run stopped: %v", err)
+			case <-time.After(15 * time.Second):
+				t.Fatal("relay not ready")
+			}
+			if got := r.Mode(); got != tc.want {
+				t.Fatalf("mode %q, want %q", got, tc.want)
+			}
+			if err := emit(t, tc.db, i, false); err != nil {
+				t.Fatal(err)
+			}
+			c.wait(t, 1)
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// A replication connection that dies (the server terminates it) is
+// re-established with a new slot; events committed meanwhile arrive once,
+// in order.
+func TestLogicalReconnects(t *testing.T) {
+	db := dbtest.Postgres(t)
+	requireLogical(t, db)
+	c := newCollector()
+	runRelay(t, db, outbox.ModeLogical, c)
+	emitRange(t, db, 0, 3)
+	c.wait(t, 3)
+	var killed bool
+	if err := db.QueryRow(`SELECT COALESCE(bool_or(pg_terminate_backend(pid)), false) FROM pg_stat_replication WHERE application_name = $1`,
+		outbox.ReplicationName(db.Schema)).Scan(&killed); err != nil || !killed {
+		t.Fatalf("terminate the relay's replication connection: %v (found: %v)", err, killed)
+	}
+	emitRange(t, db, 3, 8)
+	got := c.wait(t, 5)
+	time.Sleep(300 * time.Millisecond)
+	if n := c.count(); n != 8 {
+		t.Fatalf("delivered %d events, want 8", n)
+	}
+	for i, env := range got {
+		if want := `{"n":` + itoa(i) + `}`; string(env.Data) != want {
+			t.Fatalf("event %d = %s, want %s", i, env.Data, want)
+		}
+	}
+}
