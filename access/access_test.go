@@ -16,9 +16,14 @@ import (
 	"switchboard/internal/apitest"
 )
 
+// The tests run on the attendees module's own table and lookup: its table
+// is what access's foreign keys name, and its lookup is what cmd/switchboard
+// wires in, so a 404 for an unknown attendee is the real one.
 func migrations() [][]domain.Migration {
 	return [][]domain.Migration{attendees.Migrations(), access.Migrations()}
 }
+
+func newStore(db *domain.DB) *access.Store { return access.NewStore(db, attendees.NewStore(db)) }
 
 // site is a small venue: Hall A (gate A) lets VIPs (type 1) in any time and
 // Jim (type 2) only from tomorrow; Hall B (gate B) lets Jim in now. Olga has
@@ -35,7 +40,7 @@ func ptr[T any](v T) *T { return &v }
 
 func newSite(t *testing.T, db *domain.DB) *site {
 	t.Helper()
-	api := apitest.New(t, db, func(g *echo.Group) { access.Routes(g, access.NewStore(db), db) })
+	api := apitest.New(t, db, func(g *echo.Group) { access.Routes(g, newStore(db), db) })
 	s := &site{api: api}
 	base := "/projects/demo/access"
 	api.MustDo(http.MethodPost, base+"/zones", api.Admin, map[string]any{"name": "Hall A"}, 201, &s.hallA)

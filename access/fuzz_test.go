@@ -18,7 +18,7 @@ import (
 // attendee) and the credential value is "BADGE-1", so seeds can name them.
 func FuzzAccessBodies(f *testing.F) {
 	db := dbtest.SQLite(f, migrations()...)
-	api := apitest.New(f, db, func(g *echo.Group) { access.Routes(g, access.NewStore(db), db) })
+	api := apitest.New(f, db, func(g *echo.Group) { access.Routes(g, newStore(db), db) })
 	base := "/projects/demo/access"
 	zone := api.ID(base+"/zones", api.Admin, map[string]any{"name": "Hall A"})
 	api.ID(base+"/points", api.Admin, map[string]any{"name": "Gate A", "access_zone_id": zone})

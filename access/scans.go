@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"switchboard/attendees"
 	"switchboard/domain"
 )
 
@@ -84,7 +83,7 @@ func (s *Store) Scan(ctx context.Context, slug string, in ScanInput) (Scan, erro
 		var windows []window
 		if found {
 			sc.CredentialID = &cred.ID
-			a, err := attendees.Find(ctx, tx, p.ID, cred.AttendeeID)
+			a, err := s.attendees.FindAttendee(ctx, tx, p.ID, cred.AttendeeID)
 			if err != nil {
 				return err
 			}
@@ -120,7 +119,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`, p.ID, sc.AccessP
 
 // zoneWindows returns the windows of the zone's rules that name a or its
 // type. Times are compared in Go, not SQL: SQLite stores them as text.
-func zoneWindows(ctx context.Context, tx *domain.Tx, zoneID int64, a attendees.Attendee) ([]window, error) {
+func zoneWindows(ctx context.Context, tx *domain.Tx, zoneID int64, a domain.AttendeeRef) ([]window, error) {
 	var typeID int64 = -1
 	if a.AttendeeTypeID != nil {
 		typeID = *a.AttendeeTypeID

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"switchboard/attendees"
 	"switchboard/domain"
 )
 
@@ -58,13 +57,16 @@ type Occupancy struct {
 // Store keeps the access configuration and the scan log.
 type Store struct {
 	db *domain.DB
+	// attendees answers for the attendees that credentials, rules and
+	// scans name.
+	attendees domain.AttendeeLookup
 	// now is the clock of scan decisions.
 	now func() time.Time
 }
 
-// NewStore returns a Store on db.
-func NewStore(db *domain.DB) *Store {
-	return &Store{db: db, now: func() time.Time { return time.Now().UTC().Truncate(time.Second) }}
+// NewStore returns a Store on db that asks attendees about attendees.
+func NewStore(db *domain.DB, attendees domain.AttendeeLookup) *Store {
+	return &Store{db: db, attendees: attendees, now: func() time.Time { return time.Now().UTC().Truncate(time.Second) }}
 }
 
 // staff is required to change the configuration: a kiosk's project token
@@ -239,7 +241,7 @@ func (s *Store) CreateCredential(ctx context.Context, slug string, in Credential
 		if err != nil {
 			return err
 		}
-		if _, err := attendees.Find(ctx, tx, p.ID, in.AttendeeID); err != nil {
+		if _, err := s.attendees.FindAttendee(ctx, tx, p.ID, in.AttendeeID); err != nil {
 			return err
 		}
 		err = tx.QueryRowContext(ctx, `INSERT INTO access_credentials (project_id, attendee_id, value, created_at) VALUES ($1, $2, $3, $4) RETURNING id`,
@@ -349,7 +351,7 @@ func (s *Store) CreateRule(ctx context.Context, slug string, in RuleInput) (Rule
 			return err
 		}
 		if in.AttendeeID != nil {
-			if _, err := attendees.Find(ctx, tx, p.ID, *in.AttendeeID); err != nil {
+			if _, err := s.attendees.FindAttendee(ctx, tx, p.ID, *in.AttendeeID); err != nil {
 				return err
 			}
 		}

@@ -15,9 +15,14 @@ import (
 	"switchboard/internal/apitest"
 )
 
+// The tests run on the attendees module's own table and lookup: its table
+// is what forms's foreign keys name, and its lookup is what cmd/switchboard
+// wires in, so a 404 for an unknown attendee is the real one.
 func migrations() [][]domain.Migration {
 	return [][]domain.Migration{attendees.Migrations(), forms.Migrations()}
 }
+
+func newStore(db *domain.DB) *forms.Store { return forms.NewStore(db, attendees.NewStore(db)) }
 
 var survey = map[string]any{
 	"title": "Session feedback",
@@ -32,7 +37,7 @@ var survey = map[string]any{
 
 func setup(t *testing.T, db *domain.DB) (*apitest.API, forms.Form, int64) {
 	t.Helper()
-	api := apitest.New(t, db, func(g *echo.Group) { forms.Routes(g, forms.NewStore(db), db) })
+	api := apitest.New(t, db, func(g *echo.Group) { forms.Routes(g, newStore(db), db) })
 	var f forms.Form
 	api.MustDo(http.MethodPost, "/projects/demo/forms", api.Admin, survey, http.StatusCreated, &f)
 	return api, f, api.Attendee("Jane", "Smith", nil)

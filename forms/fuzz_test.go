@@ -19,7 +19,7 @@ import (
 // has answered it, attendee 2 has not).
 func FuzzFormsBodies(f *testing.F) {
 	db := dbtest.SQLite(f, migrations()...)
-	api := apitest.New(f, db, func(g *echo.Group) { forms.Routes(g, forms.NewStore(db), db) })
+	api := apitest.New(f, db, func(g *echo.Group) { forms.Routes(g, newStore(db), db) })
 	form := api.ID("/projects/demo/forms", api.Admin, survey)
 	att := api.Attendee("Jane", "Smith", nil)
 	api.Attendee("John", "Doe", nil)

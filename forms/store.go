@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"switchboard/attendees"
 	"switchboard/domain"
 )
 
@@ -89,10 +88,14 @@ type ResponseInput struct {
 // event to the outbox in the same transaction.
 type Store struct {
 	db *domain.DB
+	// attendees answers for the attendees that responses name.
+	attendees domain.AttendeeLookup
 }
 
-// NewStore returns a Store on db.
-func NewStore(db *domain.DB) *Store { return &Store{db: db} }
+// NewStore returns a Store on db that asks attendees about attendees.
+func NewStore(db *domain.DB, attendees domain.AttendeeLookup) *Store {
+	return &Store{db: db, attendees: attendees}
+}
 
 func now() time.Time { return time.Now().UTC().Truncate(time.Second) }
 
@@ -184,7 +187,7 @@ func (s *Store) Submit(ctx context.Context, slug string, formID int64, in Respon
 		if err != nil {
 			return err
 		}
-		if _, err := attendees.Find(ctx, tx, p.ID, in.AttendeeID); err != nil {
+		if _, err := s.attendees.FindAttendee(ctx, tx, p.ID, in.AttendeeID); err != nil {
 			return err
 		}
 		t := now()

@@ -18,7 +18,7 @@ import (
 // fixture attendee is id 1).
 func FuzzGamesBodies(f *testing.F) {
 	db := dbtest.SQLite(f, migrations()...)
-	api := apitest.New(f, db, func(g *echo.Group) { games.Routes(g, games.NewStore(db), db) })
+	api := apitest.New(f, db, func(g *echo.Group) { games.Routes(g, newStore(db), db) })
 	gm := api.ID("/projects/demo/games", api.Admin, map[string]any{"name": "Expo quest"})
 	api.Attendee("Jane", "Smith", nil)
 	apitest.FuzzBodies(f, api, []apitest.Endpoint{

@@ -19,15 +19,20 @@ import (
 
 func setup(t *testing.T, db *domain.DB) (*apitest.API, games.Game) {
 	t.Helper()
-	api := apitest.New(t, db, func(g *echo.Group) { games.Routes(g, games.NewStore(db), db) })
+	api := apitest.New(t, db, func(g *echo.Group) { games.Routes(g, newStore(db), db) })
 	var gm games.Game
 	api.MustDo(http.MethodPost, "/projects/demo/games", api.Admin, map[string]any{"name": "Expo quest"}, http.StatusCreated, &gm)
 	return api, gm
 }
 
+// The tests run on the attendees module's own table and lookup: its table
+// is what games's foreign keys name, and its lookup is what cmd/switchboard
+// wires in, so a 404 for an unknown attendee is the real one.
 func migrations() [][]domain.Migration {
 	return [][]domain.Migration{attendees.Migrations(), games.Migrations()}
 }
+
+func newStore(db *domain.DB) *games.Store { return games.NewStore(db, attendees.NewStore(db)) }
 
 func awards(t *testing.T, db *domain.DB) []games.PointsAwarded {
 	t.Helper()

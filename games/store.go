@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"switchboard/attendees"
 	"switchboard/domain"
 )
 
@@ -131,10 +130,14 @@ func (in AwardInput) validate() error {
 // and PointsAwarded in one transaction.
 type Store struct {
 	db *domain.DB
+	// attendees answers for the attendees that awards name.
+	attendees domain.AttendeeLookup
 }
 
-// NewStore returns a Store on db.
-func NewStore(db *domain.DB) *Store { return &Store{db: db} }
+// NewStore returns a Store on db that asks attendees about attendees.
+func NewStore(db *domain.DB, attendees domain.AttendeeLookup) *Store {
+	return &Store{db: db, attendees: attendees}
+}
 
 func now() time.Time { return time.Now().UTC().Truncate(time.Second) }
 
@@ -209,7 +212,7 @@ func (s *Store) Award(ctx context.Context, slug string, gameID int64, in AwardIn
 		if _, err := getGame(ctx, tx, p.ID, gameID); err != nil {
 			return err
 		}
-		if _, err := attendees.Find(ctx, tx, p.ID, in.AttendeeID); err != nil {
+		if _, err := s.attendees.FindAttendee(ctx, tx, p.ID, in.AttendeeID); err != nil {
 			return err
 		}
 		if err := tx.QueryRowContext(ctx, `INSERT INTO game_scores (game_id, attendee_id, total, updated_at) VALUES ($1, $2, $3, $4)

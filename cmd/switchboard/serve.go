@@ -110,12 +110,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	})
 	api := e.Group("/api/v1", domain.Authn(signer, true))
 	domain.ProjectRoutes(api, db)
-	attendees.Routes(api, attendees.NewStore(db), db)
-	// Event-management modules.
-	access.Routes(api, access.NewStore(db), db)
+	attendeeStore := attendees.NewStore(db)
+	attendees.Routes(api, attendeeStore, db)
+	// Event-management modules; access, games and forms ask the attendees
+	// module about the attendees they name (domain.AttendeeLookup).
+	access.Routes(api, access.NewStore(db, attendeeStore), db)
 	social.Routes(api, social.NewStore(db), db)
-	games.Routes(api, games.NewStore(db), db)
-	forms.Routes(api, forms.NewStore(db), db)
+	games.Routes(api, games.NewStore(db, attendeeStore), db)
+	forms.Routes(api, forms.NewStore(db, attendeeStore), db)
 	chat.Routes(api, chatStore, db)
 	notifications.Routes(api, notifications.NewStore(db), db)
 

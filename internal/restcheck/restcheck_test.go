@@ -35,11 +35,12 @@ func migrations() [][]domain.Migration {
 // modules registers every module's routes as cmd/switchboard does.
 func modules(db *domain.DB) func(g *echo.Group) {
 	return func(g *echo.Group) {
-		attendees.Routes(g, attendees.NewStore(db), db)
-		access.Routes(g, access.NewStore(db), db)
+		attendeeStore := attendees.NewStore(db)
+		attendees.Routes(g, attendeeStore, db)
+		access.Routes(g, access.NewStore(db, attendeeStore), db)
 		social.Routes(g, social.NewStore(db), db)
-		games.Routes(g, games.NewStore(db), db)
-		forms.Routes(g, forms.NewStore(db), db)
+		games.Routes(g, games.NewStore(db, attendeeStore), db)
+		forms.Routes(g, forms.NewStore(db, attendeeStore), db)
 		chat.Routes(g, chat.NewStore(db), db)
 		notifications.Routes(g, notifications.NewStore(db), db)
 	}
