@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -33,11 +34,21 @@ func Claim(ctx context.Context, db *domain.DB) (release func(), err error) {
 }
 
 func claimPostgres(ctx context.Context, db *domain.DB) (func(), error) {
+	conn, key, err := claimConn(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return func() { unlock(conn, key) }, nil
+}
+
+// claimConn takes the claim's advisory lock on a connection of its own,
+// kept out of the pool while the lock lives (as long as this session).
+func claimConn(ctx context.Context, db *domain.DB) (*sql.Conn, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	conn, err := db.Conn(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("claim relay: %w", err)
+		return nil, 0, fmt.Errorf("claim relay: %w", err)
 	}
 	h := fnv.New64a()
 	h.Write([]byte("switchboard.relay:" + db.Schema))
@@ -45,18 +56,18 @@ func claimPostgres(ctx context.Context, db *domain.DB) (func(), error) {
 	var ok bool
 	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("claim relay: %w", err)
+		return nil, 0, fmt.Errorf("claim relay: %w", err)
 	}
 	if !ok {
 		conn.Close()
-		return nil, fmt.Errorf("%w (PostgreSQL schema %q)", ErrClaimed, db.Schema)
+		return nil, 0, fmt.Errorf("%w (PostgreSQL schema %q)", ErrClaimed, db.Schema)
 	}
-	// The lock lives as long as this session: keep the connection out of
-	// the pool until release.
-	return func() {
-		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_, _ = conn.ExecContext(rctx, `SELECT pg_advisory_unlock($1)`, key)
-		conn.Close()
-	}, nil
+	return conn, key, nil
+}
+
+func unlock(conn *sql.Conn, key int64) {
+	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _ = conn.ExecContext(rctx, `SELECT pg_advisory_unlock($1)`, key)
+	conn.Close()
 }

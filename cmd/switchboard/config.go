@@ -31,6 +31,9 @@ type config struct {
 	LogLevel     string        // SWITCHBOARD_LOG_LEVEL: debug|info|warn|error, default info
 	Retention    time.Duration // SWITCHBOARD_OUTBOX_RETENTION, default 24h
 	PollInterval time.Duration // SWITCHBOARD_RELAY_POLL, default 500ms (safety net behind wake-ups)
+	// NATSURL is SWITCHBOARD_NATS_URL (nats://..., comma-separated for a
+	// NATS cluster): cluster mode, several nodes on one PostgreSQL database.
+	NATSURL string
 	// RelayMode is SWITCHBOARD_RELAY_MODE: auto (default), poll or logical
 	// (outbox.Mode): logical decoding where PostgreSQL has wal_level=logical.
 	RelayMode    string
@@ -152,6 +155,7 @@ func loadConfig(args []string) (config, error) {
 	if c.PollInterval, err = envDuration("SWITCHBOARD_RELAY_POLL", 500*time.Millisecond); err != nil {
 		errs = append(errs, err)
 	}
+	c.NATSURL = strings.TrimSpace(os.Getenv("SWITCHBOARD_NATS_URL"))
 	c.RelayMode = os.Getenv("SWITCHBOARD_RELAY_MODE")
 	switch c.RelayMode {
 	case "", "auto", "poll", "logical":

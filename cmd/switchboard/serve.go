@@ -23,7 +23,6 @@ import (
 	"switchboard/gateway/centrifuge"
 	"switchboard/gateway/pusher"
 	"switchboard/notifications"
-	"switchboard/outbox"
 	"switchboard/social"
 )
 
@@ -68,15 +67,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := domain.Migrate(ctx, db, migrations()...); err != nil {
 		return err
 	}
-	// One node relays a database (see outbox.Claim): a second one is
-	// refused here, before it listens, instead of splitting the stream.
-	release, err := outbox.Claim(ctx, db)
+	// One node relays a database: without cluster mode a second node is
+	// refused here, before it listens, instead of splitting the stream
+	// (outbox.Claim); in cluster mode the nodes share the events through
+	// NATS and take turns relaying (cluster.go).
+	broker, natsBroker, release, err := newBroker(ctx, cfg, db, log)
 	if err != nil {
 		return err
 	}
 	defer release()
 
-	broker := gateway.NewLocalBrokerConfig(gateway.LocalBrokerConfig{Coalesce: cfg.Coalesce})
 	// Community: chat answers the gateway's room-membership questions.
 	chatStore := chat.NewStore(db)
 	node := gateway.NewNode(&gateway.Authorizer{Membership: chatStore}, log)
@@ -84,11 +84,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	// channels register their channels with it below.
 	node.History = gateway.NewHistory(db, gateway.HistoryConfig{})
 	broker.Subscribe(node.DispatchBatch)
-	relay, err := outbox.NewRelay(db, gateway.Pipeline{History: node.History, Broker: broker}, outbox.Config{
-		PollInterval: cfg.PollInterval, Retention: cfg.Retention, RestartGrace: cfg.RestartGrace, Logger: log,
-		Mode: outbox.Mode(cfg.RelayMode),
-	})
+	relay, err := relayRunner(cfg, db, gateway.Pipeline{History: node.History, Broker: broker}, log)
 	if err != nil {
+		_ = broker.Close(context.Background())
 		return err
 	}
 
@@ -99,7 +97,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	defer stopHealth()
 	health := domain.WatchHealth(healthCtx, db, log)
 	e := domain.NewEcho(log)
-	e.Use(domain.Guard(health, cfg.DBTimeout, "/healthz"))
+	e.Use(domain.Guard(health, cfg.DBTimeout, "/healthz", "/readyz"))
 	e.GET("/healthz", func(c echo.Context) error {
 		if st := health.Status(); !st.Up {
 			c.Response().Header().Set("Retry-After", "2")
@@ -107,6 +105,27 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 				Code: domain.ErrDatabaseUnavailable.Code, Message: st.Reason + " (since " + st.Since.UTC().Format(time.RFC3339) + ")"}})
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok", "store": db.Dialect.String()})
+	})
+	// Readiness: can this node take writes and deliver events? In cluster
+	// mode that also needs NATS (writes still commit without it; their
+	// events wait in the outbox).
+	e.GET("/readyz", func(c echo.Context) error {
+		body := map[string]string{"database": "up", "broker": "local"}
+		ok := true
+		if st := health.Status(); !st.Up {
+			body["database"], ok = "down: "+st.Reason, false
+		}
+		if natsBroker != nil {
+			body["broker"] = "nats connected"
+			if !natsBroker.Connected() {
+				body["broker"], ok = "nats disconnected", false
+			}
+		}
+		if !ok {
+			c.Response().Header().Set("Retry-After", "2")
+			return c.JSON(http.StatusServiceUnavailable, body)
+		}
+		return c.JSON(http.StatusOK, body)
 	})
 	api := e.Group("/api/v1", domain.Authn(signer, true))
 	domain.ProjectRoutes(api, db)
@@ -171,9 +190,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := relay.Run(relayCtx); err != nil {
-			log.Error("relay stopped", "err", err)
-		}
+		relay(relayCtx)
 	}()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"switchboard/domain"
+	"switchboard/gateway"
+	"switchboard/outbox"
+)
+
+// eventBroker is what serve needs of a broker: the gateway's seam and Close.
+type eventBroker interface {
+	gateway.Broker
+	Close(ctx context.Context) error
+}
+
+// newBroker returns the node's broker. Without SWITCHBOARD_NATS_URL it is
+// the in-process one, and this node must be the only one on the database
+// (outbox.Claim refuses a second). With it, the nodes share the events of
+// one JetStream stream and take turns relaying (outbox.Lead); cluster mode
+// needs PostgreSQL, which every node reaches.
+func newBroker(ctx context.Context, cfg config, db *domain.DB, log *slog.Logger) (eventBroker, *gateway.NATSBroker, func(), error) {
+	local := gateway.LocalBrokerConfig{Coalesce: cfg.Coalesce}
+	if cfg.NATSURL == "" {
+		release, err := outbox.Claim(ctx, db)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return gateway.NewLocalBrokerConfig(local), nil, release, nil
+	}
+	if db.Dialect != domain.Postgres {
+		return nil, nil, nil, errors.New("SWITCHBOARD_NATS_URL (cluster mode) needs PostgreSQL shared by every node: set DATABASE_URL")
+	}
+	var dbName string
+	if err := db.QueryRowContext(ctx, `SELECT current_database()`).Scan(&dbName); err != nil {
+		return nil, nil, nil, fmt.Errorf("cluster mode: %w", err)
+	}
+	nb, err := gateway.NewNATSBroker(ctx, gateway.NATSConfig{URL: cfg.NATSURL, Name: dbName + "_" + db.Schema, Local: local, Logger: log})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("SWITCHBOARD_NATS_URL: %w", err)
+	}
+	log.Info("cluster mode", "nats", cfg.NATSURL)
+	return nb, nb, func() {}, nil
+}
+
+// relayRunner returns what relays the outbox into the pipeline until its
+// context ends: always on a single node, while this node holds the relay
+// claim in cluster mode. The configuration is checked at once.
+func relayRunner(cfg config, db *domain.DB, pipe gateway.Pipeline, log *slog.Logger) (func(ctx context.Context), error) {
+	relayCfg := outbox.Config{
+		PollInterval: cfg.PollInterval, Retention: cfg.Retention, RestartGrace: cfg.RestartGrace, Logger: log,
+		Mode: outbox.Mode(cfg.RelayMode),
+	}
+	if _, err := outbox.NewRelay(db, pipe, relayCfg); err != nil {
+		return nil, err
+	}
+	run := func(ctx context.Context) {
+		relay, err := outbox.NewRelay(db, pipe, relayCfg)
+		if err == nil {
+			err = relay.Run(ctx)
+		}
+		if err != nil {
+			log.Error("relay stopped", "err", err)
+		}
+	}
+	if cfg.NATSURL == "" {
+		return run, nil
+	}
+	return func(ctx context.Context) { outbox.Lead(ctx, db, log, run) }, nil
+}

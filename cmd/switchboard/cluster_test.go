@@ -1,0 +1,443 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"switchboard/domain/dbtest"
+)
+
+// Cluster mode is tested with real processes (a node is killed with
+// SIGKILL) and a nats-server of the test's own, which it can stop.
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// switchboardBinary builds this command once per test run.
+func switchboardBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "switchboard-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "switchboard")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// natsServer is a nats-server with JetStream on a free port.
+type natsServer struct {
+	t    *testing.T
+	port int
+	dir  string
+	cmd  *exec.Cmd
+}
+
+func startNATS(t *testing.T) *natsServer {
+	t.Helper()
+	const bin = "/usr/sbin/nats-server"
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("cluster tests need %s: %v", bin, err)
+	}
+	_, port, _ := net.SplitHostPort(freeAddr(t))
+	p, _ := strconv.Atoi(port)
+	n := &natsServer{t: t, port: p, dir: t.TempDir()}
+	n.start()
+	t.Cleanup(n.stop)
+	return n
+}
+
+func (n *natsServer) url() string { return "nats://127.0.0.1:" + strconv.Itoa(n.port) }
+
+func (n *natsServer) start() {
+	n.t.Helper()
+	n.cmd = exec.Command("/usr/sbin/nats-server", "-js", "-a", "127.0.0.1", "-p", strconv.Itoa(n.port), "-sd", n.dir)
+	if err := n.cmd.Start(); err != nil {
+		n.t.Fatal(err)
+	}
+	waitPort(n.t, "127.0.0.1:"+strconv.Itoa(n.port))
+}
+
+func (n *natsServer) stop() {
+	if n.cmd != nil && n.cmd.Process != nil {
+		_ = n.cmd.Process.Kill()
+		_ = n.cmd.Wait()
+		n.cmd = nil
+	}
+}
+
+func waitPort(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not listening: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// clusterNode is one `switchboard serve` process.
+type clusterNode struct {
+	name string
+	addr string
+	cmd  *exec.Cmd
+	logs *syncBuffer
+}
+
+func startNode(t *testing.T, name, dsn, natsURL string) *clusterNode {
+	t.Helper()
+	n := &clusterNode{name: name, addr: freeAddr(t), logs: &syncBuffer{}}
+	n.cmd = exec.Command(switchboardBinary(t), "serve")
+	n.cmd.Env = append(os.Environ(),
+		"SWITCHBOARD_ADDR="+n.addr, "SWITCHBOARD_DATA_DIR="+t.TempDir(), "DATABASE_URL="+dsn,
+		"SWITCHBOARD_JWT_SECRET=e2e-secret", "SWITCHBOARD_NATS_URL="+natsURL, "SWITCHBOARD_LOG_LEVEL=info")
+	n.cmd.Stderr = io.MultiWriter(n.logs, &prefixed{prefix: "[" + name + "] ", t: t})
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.kill() })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		res, err := http.Get("http://" + n.addr + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return n
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s not healthy: %v\n%s", name, err, n.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (n *clusterNode) kill() {
+	if n.cmd != nil && n.cmd.Process != nil {
+		_ = n.cmd.Process.Signal(syscall.SIGKILL)
+		_ = n.cmd.Wait()
+		n.cmd = nil
+	}
+}
+
+func (n *clusterNode) relays() bool { return n.logs.count("this node relays the outbox") > 0 }
+
+// prefixed forwards a node's log lines to the test log when -v is on.
+type prefixed struct {
+	prefix string
+	t      *testing.T
+}
+
+func (p *prefixed) Write(b []byte) (int, error) {
+	if testing.Verbose() {
+		for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+			fmt.Fprintln(os.Stderr, p.prefix+l)
+		}
+	}
+	return len(b), nil
+}
+
+// dashboardClient is a Pusher client subscribed to a project's attendees
+// dashboard on one node; it records the first names it receives, in order.
+type dashboardClient struct {
+	ws    *websocket.Conn
+	mu    sync.Mutex
+	names []string
+	got   chan struct{}
+}
+
+func subscribeDashboard(t *testing.T, n *clusterNode, token, slug string) *dashboardClient {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+n.addr+"/app/app-key?protocol=7", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	var est struct {
+		Data string `json:"data"`
+	}
+	if err := ws.ReadJSON(&est); err != nil {
+		t.Fatal(err)
+	}
+	var sid struct {
+		SocketID string `json:"socket_id"`
+	}
+	_ = json.Unmarshal([]byte(est.Data), &sid)
+	channel := "private-dashboard.project." + slug + ".attendees"
+	req, _ := http.NewRequest("POST", "http://"+n.addr+"/broadcasting/auth",
+		strings.NewReader(url.Values{"socket_id": {sid.SocketID}, "channel_name": {channel}}.Encode()))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var auth struct{ Auth string }
+	_ = json.NewDecoder(res.Body).Decode(&auth)
+	res.Body.Close()
+	if err := ws.WriteJSON(map[string]any{"event": "pusher:subscribe", "data": map[string]string{"channel": channel, "auth": auth.Auth}}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var f pusherFrame
+		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if err := ws.ReadJSON(&f); err != nil {
+			t.Fatalf("subscribe on %s: %v", n.name, err)
+		}
+		if f.Event == "pusher_internal:subscription_succeeded" {
+			break
+		}
+		if f.Event == "pusher:subscription_error" {
+			t.Fatalf("subscribe on %s: %s", n.name, f.Data)
+		}
+	}
+	_ = ws.SetReadDeadline(time.Time{})
+	c := &dashboardClient{ws: ws, got: make(chan struct{}, 1<<16)}
+	go func() {
+		for {
+			var f pusherFrame
+			if err := ws.ReadJSON(&f); err != nil {
+				return
+			}
+			var d struct {
+				FirstName string `json:"first_name"`
+				Attendee  struct {
+					FirstName string `json:"first_name"`
+				} `json:"attendee"`
+			}
+			pusherData(f.Data, &d)
+			name := d.FirstName
+			if name == "" {
+				name = d.Attendee.FirstName
+			}
+			if name == "" {
+				continue
+			}
+			c.mu.Lock()
+			c.names = append(c.names, name)
+			c.mu.Unlock()
+			c.got <- struct{}{}
+		}
+	}()
+	return c
+}
+
+// waitNames waits until the client has n names (or fails after d), then
+// returns them after a short quiet period that would show duplicates.
+func (c *dashboardClient) waitNames(t *testing.T, n int, d time.Duration) []string {
+	t.Helper()
+	deadline := time.After(d)
+	for i := 0; i < n; i++ {
+		select {
+		case <-c.got:
+		case <-deadline:
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			t.Fatalf("got %d of %d events", len(c.names), n)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.names...)
+}
+
+func createAttendee(n *clusterNode, token, slug, first string) (int, error) {
+	body := `{"first_name":"` + first + `","last_name":"Cluster","email":"` + strings.ToLower(first) + `@example.com"}`
+	req, _ := http.NewRequest("POST", "http://"+n.addr+"/api/v1/projects/"+slug+"/attendees", bytes.NewBufferString(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	_, _ = io.Copy(io.Discard, res.Body)
+	return res.StatusCode, nil
+}
+
+func newCluster(t *testing.T, nodes int) (*natsServer, string, []*clusterNode, string) {
+	t.Helper()
+	nats := startNATS(t)
+	dsn, drop := dbtest.NewSchema(t)
+	t.Cleanup(drop)
+	var ns []*clusterNode
+	for i := 0; i < nodes; i++ {
+		ns = append(ns, startNode(t, string(rune('A'+i)), dsn, nats.url()))
+	}
+	admin := mint(t, "1", []string{"demo"}, true)
+	if st, b := post(t, "http://"+ns[len(ns)-1].addr+"/api/v1/projects", admin, `{"slug":"demo","name":"Demo"}`); st != 201 {
+		t.Fatalf("create project: %d %s", st, b)
+	}
+	return nats, dsn, ns, admin
+}
+
+func checkSequence(t *testing.T, who string, got []string, prefix string, n int) {
+	t.Helper()
+	if len(got) != n {
+		t.Fatalf("%s got %d events, want %d exactly once: %v", who, len(got), n, got)
+	}
+	for i, name := range got {
+		if want := prefix + strconv.Itoa(i); name != want {
+			t.Fatalf("%s: event %d is %s, want %s (order)", who, i, name, want)
+		}
+	}
+}
+
+// An attendee written through node C reaches dashboards on nodes A and B,
+// every event once and in commit order.
+func TestClusterEventsReachEveryNode(t *testing.T) {
+	_, _, ns, admin := newCluster(t, 3)
+	a := subscribeDashboard(t, ns[0], admin, "demo")
+	b := subscribeDashboard(t, ns[1], admin, "demo")
+	const n = 30
+	for i := 0; i < n; i++ {
+		if st, err := createAttendee(ns[2], admin, "demo", "Guest"+strconv.Itoa(i)); err != nil || st != 201 {
+			t.Fatalf("create through C: %d %v", st, err)
+		}
+	}
+	checkSequence(t, "client on A", a.waitNames(t, n, 15*time.Second), "Guest", n)
+	checkSequence(t, "client on B", b.waitNames(t, n, 15*time.Second), "Guest", n)
+}
+
+// The node that relays is killed with SIGKILL in the middle of a burst of
+// writes through another node: another node takes over the relay, and a
+// client on a third node gets every committed event exactly once, in order.
+func TestClusterRelayNodeKilledMidBurst(t *testing.T) {
+	_, _, ns, admin := newCluster(t, 3)
+	var leader *clusterNode
+	deadline := time.Now().Add(10 * time.Second)
+	for leader == nil {
+		for _, n := range ns {
+			if n.relays() {
+				leader = n
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no node says it relays the outbox")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var others []*clusterNode
+	for _, n := range ns {
+		if n != leader {
+			others = append(others, n)
+		}
+	}
+	writer, watcher := others[0], others[1]
+	c := subscribeDashboard(t, watcher, admin, "demo")
+	const n = 300
+	committed := 0
+	for i := 0; i < n; i++ {
+		if i == n/3 {
+			leader.kill()
+		}
+		st, err := createAttendee(writer, admin, "demo", "Burst"+strconv.Itoa(i))
+		if err != nil || st != 201 {
+			t.Fatalf("write %d through %s: %d %v", i, writer.name, st, err)
+		}
+		committed++
+	}
+	checkSequence(t, "client on "+watcher.name, c.waitNames(t, committed, 30*time.Second), "Burst", committed)
+	if !writer.relays() && !watcher.relays() {
+		t.Fatal("no surviving node took over the relay")
+	}
+}
+
+// The NATS server goes away under load and comes back: writes keep
+// committing meanwhile, readiness says NATS is down, and every event
+// reaches the client once, in order.
+func TestClusterSurvivesNATSRestart(t *testing.T) {
+	nats, _, ns, admin := newCluster(t, 2)
+	c := subscribeDashboard(t, ns[0], admin, "demo")
+	const n = 60
+	for i := 0; i < n; i++ {
+		if i == n/3 {
+			nats.stop()
+		}
+		if i == 2*n/3 {
+			time.Sleep(1500 * time.Millisecond)
+			res, err := http.Get("http://" + ns[0].addr + "/readyz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != 503 || !strings.Contains(string(b), "nats disconnected") {
+				t.Fatalf("/readyz with NATS down: %d %s", res.StatusCode, b)
+			}
+			nats.start()
+		}
+		st, err := createAttendee(ns[1], admin, "demo", "Nats"+strconv.Itoa(i))
+		if err != nil || st != 201 {
+			t.Fatalf("write %d while NATS restarts: %d %v", i, st, err)
+		}
+	}
+	checkSequence(t, "client on A", c.waitNames(t, n, 60*time.Second), "Nats", n)
+	res, err := http.Get("http://" + ns[0].addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("/readyz after NATS came back: %d", res.StatusCode)
+	}
+}
+
+// An unreachable SWITCHBOARD_NATS_URL stops serve at start with an error
+// naming it; cluster mode on the embedded SQLite store is refused.
+func TestClusterStartErrors(t *testing.T) {
+	dsn, drop := dbtest.NewSchema(t)
+	t.Cleanup(drop)
+	dead := "nats://" + freeAddr(t)
+	for _, tc := range []struct {
+		name, dsn, nats, want string
+	}{
+		{"unreachable nats", dsn, dead, "SWITCHBOARD_NATS_URL"},
+		{"sqlite", "", dead, "needs PostgreSQL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(switchboardBinary(t), "serve")
+			cmd.Env = append(os.Environ(), "SWITCHBOARD_ADDR="+freeAddr(t), "SWITCHBOARD_DATA_DIR="+t.TempDir(),
+				"DATABASE_URL="+tc.dsn, "SWITCHBOARD_JWT_SECRET=e2e-secret", "SWITCHBOARD_NATS_URL="+tc.nats)
+			out, err := cmd.CombinedOutput()
+			if err == nil || !strings.Contains(string(out), tc.want) {
+				t.Fatalf("serve = %v, output %s; want a failure naming %q", err, out, tc.want)
+			}
+		})
+	}
+}
