@@ -262,3 +262,23 @@ func (b *NATSBroker) Close(ctx context.Context) error {
 }
 
 var _ Broker = (*NATSBroker)(nil)
+
+// Bus returns the cluster bus (peers.go) on this broker's connection: a
+// core NATS subject beside the stream's, for what lives only as long as
+// connections do.
+func (b *NATSBroker) Bus() Bus {
+	return &natsBus{nc: b.nc, subject: strings.TrimSuffix(b.subject, ".events") + ".cluster"}
+}
+
+type natsBus struct {
+	nc      *nats.Conn
+	subject string
+}
+
+func (nb *natsBus) Publish(data []byte) error { return nb.nc.Publish(nb.subject, data) }
+
+// Subscribe calls fn for each message, one at a time, in arrival order.
+func (nb *natsBus) Subscribe(fn func(data []byte)) error {
+	_, err := nb.nc.Subscribe(nb.subject, func(m *nats.Msg) { fn(m.Data) })
+	return err
+}

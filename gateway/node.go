@@ -25,9 +25,73 @@ type Node struct {
 	// channels); nil when the node keeps none. Set before serving.
 	History *History
 
+	// Peers is the view of the other nodes in cluster mode, nil otherwise.
+	Peers *Peers
+
 	mu           sync.RWMutex
 	interceptors []Interceptor
 	disconnects  []func(userID string, channel string)
+	presenceFns  []func(hub, conn string, m Member, joined, userChanged bool)
+}
+
+// EnableCluster connects the node to the other nodes of its cluster through
+// bus: presence, the per-user connection limit and client-originated
+// publications (Broadcast) become cluster-wide. id names this node; call
+// before serving.
+func (n *Node) EnableCluster(id string, bus Bus) error {
+	p := newPeers(id, bus, n.Log)
+	p.localHas = n.Presence.hasLocal
+	// A snapshot holds every change up to the sequence it carries: changes
+	// are announced under the lock of the state they change.
+	p.snapshot = func() peerSnap {
+		n.Presence.mu.Lock()
+		defer n.Presence.mu.Unlock()
+		n.Users.mu.Lock()
+		defer n.Users.mu.Unlock()
+		p.mu.Lock()
+		seq := p.seq
+		p.mu.Unlock()
+		return peerSnap{Seq: seq, Presence: n.Presence.snapshot(), Users: n.Users.snapshot()}
+	}
+	p.onPublish = func(m *Message) { n.Publish(m) }
+	p.onPresence = func(hub, conn string, m Member, joined, userChanged bool) {
+		n.mu.RLock()
+		fns := n.presenceFns
+		n.mu.RUnlock()
+		for _, fn := range fns {
+			fn(hub, conn, m, joined, userChanged)
+		}
+	}
+	n.Presence.peers, n.Users.peers, n.Peers = p, p, p
+	return p.start()
+}
+
+// CloseCluster stops the heartbeats (the other nodes forget this one's
+// connections after PeerTTL, or at once as they close).
+func (n *Node) CloseCluster() {
+	if n.Peers != nil {
+		n.Peers.close()
+	}
+}
+
+// OnRemotePresence registers fn to be told of connections of other nodes
+// joining or leaving presence channels (cluster mode), so adapters can
+// announce them to their own subscribers.
+func (n *Node) OnRemotePresence(fn func(hub, conn string, m Member, joined, userChanged bool)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.presenceFns = append(n.presenceFns, fn)
+}
+
+// Broadcast publishes a client-originated message (it does not go through
+// the outbox) to this node's subscribers and, in cluster mode, to every
+// other node's.
+func (n *Node) Broadcast(m *Message) int {
+	reached := n.Publish(m)
+	if n.Peers != nil {
+		n.Peers.publish(m)
+	}
+	return reached
 }
 
 // NewNode returns a node with an empty hub.

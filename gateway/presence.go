@@ -15,9 +15,14 @@ type Member struct {
 // Presence tracks who is on presence-enabled channels, per connection and
 // deduplicated per user, for every protocol: a user with two tabs is one
 // member, who joins with the first connection and leaves with the last.
+//
+// In cluster mode (Node.EnableCluster) it also counts the members other
+// nodes announce (peers.go): first and last, Members, Clients, Count and
+// HasUser then hold for the whole cluster.
 type Presence struct {
 	mu    sync.Mutex
 	chans map[string]*presenceSet
+	peers *Peers // nil on a single node
 }
 
 type presenceSet struct {
@@ -41,9 +46,18 @@ func (p *Presence) Join(channel, connID string, m Member) (first bool) {
 	if old, ok := s.conns[connID]; ok {
 		if old.UserID == m.UserID {
 			s.conns[connID] = m
+			if p.peers != nil {
+				p.peers.joined(channel, connID, m)
+			}
 			return false
 		}
 		p.leaveLocked(s, channel, connID)
+		if p.peers != nil {
+			p.peers.left(channel, connID)
+		}
+		if p.chans[channel] == nil {
+			p.chans[channel] = s
+		}
 	}
 	s.conns[connID] = m
 	cs := s.users[m.UserID]
@@ -52,7 +66,12 @@ func (p *Presence) Join(channel, connID string, m Member) (first bool) {
 		s.users[m.UserID] = cs
 	}
 	cs[connID]++
-	return len(cs) == 1
+	first = len(cs) == 1
+	if p.peers != nil {
+		first = first && !p.peers.remoteHasUser(channel, m.UserID)
+		p.peers.joined(channel, connID, m)
+	}
+	return first
 }
 
 // Leave forgets connID on channel. last is true when it was the user's last
@@ -69,6 +88,10 @@ func (p *Presence) Leave(channel, connID string) (m Member, last, ok bool) {
 		return Member{}, false, false
 	}
 	last = p.leaveLocked(s, channel, connID)
+	if p.peers != nil {
+		last = last && !p.peers.remoteHasUser(channel, m.UserID)
+		p.peers.left(channel, connID)
+	}
 	return m, last, true
 }
 
@@ -93,12 +116,19 @@ func (p *Presence) Members(channel string) []Member {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.chans[channel]
-	if s == nil {
-		return nil
+	byUser := map[string]Member{}
+	if p.peers != nil {
+		for _, m := range p.peers.remoteMembers(channel) {
+			byUser[m.UserID] = m
+		}
 	}
-	byUser := make(map[string]Member, len(s.users))
-	for _, m := range s.conns {
-		byUser[m.UserID] = m
+	if s != nil {
+		for _, m := range s.conns {
+			byUser[m.UserID] = m
+		}
+	}
+	if len(byUser) == 0 {
+		return nil
 	}
 	out := make([]Member, 0, len(byUser))
 	for _, m := range byUser {
@@ -119,6 +149,11 @@ func (p *Presence) Clients(channel string) map[string]Member {
 			out[id] = m
 		}
 	}
+	if p.peers != nil {
+		for id, m := range p.peers.remoteMembers(channel) {
+			out[id] = m
+		}
+	}
 	return out
 }
 
@@ -126,16 +161,52 @@ func (p *Presence) Clients(channel string) map[string]Member {
 func (p *Presence) Count(channel string) (clients, users int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if s := p.chans[channel]; s != nil {
-		return len(s.conns), len(s.users)
+	s := p.chans[channel]
+	if p.peers == nil {
+		if s != nil {
+			return len(s.conns), len(s.users)
+		}
+		return 0, 0
 	}
-	return 0, 0
+	distinct := map[string]bool{}
+	if s != nil {
+		clients = len(s.conns)
+		for u := range s.users {
+			distinct[u] = true
+		}
+	}
+	for _, m := range p.peers.remoteMembers(channel) {
+		clients++
+		distinct[m.UserID] = true
+	}
+	return clients, len(distinct)
 }
 
 // HasUser reports whether userID is present on channel.
 func (p *Presence) HasUser(channel, userID string) bool {
+	if p.hasLocal(channel, userID) {
+		return true
+	}
+	return p.peers != nil && p.peers.remoteHasUser(channel, userID)
+}
+
+// hasLocal reports whether userID is on channel through this node.
+func (p *Presence) hasLocal(channel, userID string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.chans[channel]
 	return s != nil && len(s.users[userID]) > 0
+}
+
+// snapshot copies this node's members (conn id → member per channel).
+func (p *Presence) snapshot() map[string]map[string]Member {
+	out := make(map[string]map[string]Member, len(p.chans))
+	for ch, s := range p.chans {
+		cs := make(map[string]Member, len(s.conns))
+		for id, m := range s.conns {
+			cs[id] = m
+		}
+		out[ch] = cs
+	}
+	return out
 }

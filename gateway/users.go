@@ -7,10 +7,14 @@ const DefaultMaxConnsPerUser = 100
 
 // UserConns counts each user's connections across all protocols, so one
 // limit holds whichever front door a client uses.
+//
+// In cluster mode (Node.EnableCluster) the limit counts the user's
+// connections on every node (peers.go).
 type UserConns struct {
 	mu    sync.Mutex
 	max   int
 	conns map[string]map[string]struct{} // user → conn ids
+	peers *Peers                         // nil on a single node
 }
 
 // NewUserConns returns a counter allowing max connections per user (zero
@@ -36,7 +40,11 @@ func (u *UserConns) AcquireMax(userID, connID string, max int) bool {
 	if _, ok := cs[connID]; ok {
 		return true
 	}
-	if len(cs) >= max {
+	n := len(cs)
+	if u.peers != nil {
+		n += u.peers.remoteUserConns(userID)
+	}
+	if n >= max {
 		return false
 	}
 	if cs == nil {
@@ -44,6 +52,9 @@ func (u *UserConns) AcquireMax(userID, connID string, max int) bool {
 		u.conns[userID] = cs
 	}
 	cs[connID] = struct{}{}
+	if u.peers != nil {
+		u.peers.userDelta(userID, 1)
+	}
 	return true
 }
 
@@ -52,6 +63,9 @@ func (u *UserConns) Release(userID, connID string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if cs := u.conns[userID]; cs != nil {
+		if _, ok := cs[connID]; ok && u.peers != nil {
+			u.peers.userDelta(userID, -1)
+		}
 		delete(cs, connID)
 		if len(cs) == 0 {
 			delete(u.conns, userID)
@@ -63,5 +77,18 @@ func (u *UserConns) Release(userID, connID string) {
 func (u *UserConns) Count(userID string) int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return len(u.conns[userID])
+	n := len(u.conns[userID])
+	if u.peers != nil {
+		n += u.peers.remoteUserConns(userID)
+	}
+	return n
+}
+
+// snapshot copies this node's connection counts per user.
+func (u *UserConns) snapshot() map[string]int {
+	out := make(map[string]int, len(u.conns))
+	for user, cs := range u.conns {
+		out[user] = len(cs)
+	}
+	return out
 }

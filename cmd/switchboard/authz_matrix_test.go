@@ -274,6 +274,7 @@ var bearerAliases = []string{"GET /broadcasting/auth", "POST /broadcasting/user-
 // publicRoutes need no credential at all.
 var publicRoutes = map[string]string{
 	"GET /healthz": "liveness probe: says only whether the store answers",
+	"GET /readyz":  "readiness probe: says only whether the store and the broker answer",
 }
 
 const (

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -70,4 +72,11 @@ func relayRunner(cfg config, db *domain.DB, pipe gateway.Pipeline, log *slog.Log
 		return run, nil
 	}
 	return func(ctx context.Context) { outbox.Lead(ctx, db, log, run) }, nil
+}
+
+// newNodeID names this process among the nodes of the cluster.
+func newNodeID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

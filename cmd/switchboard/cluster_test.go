@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -439,5 +440,146 @@ func TestClusterStartErrors(t *testing.T) {
 				t.Fatalf("serve = %v, output %s; want a failure naming %q", err, out, tc.want)
 			}
 		})
+	}
+}
+
+// pusherPresence subscribes a Pusher connection on node n to a presence
+// channel as the token's user and returns it with the member count it was
+// told on subscription.
+func pusherPresence(t *testing.T, n *clusterNode, token, channel string) (*websocket.Conn, int) {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+n.addr+"/app/app-key?protocol=7", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	var est pusherFrame
+	if err := ws.ReadJSON(&est); err != nil {
+		t.Fatal(err)
+	}
+	var sid struct {
+		SocketID string `json:"socket_id"`
+	}
+	pusherData(est.Data, &sid)
+	req, _ := http.NewRequest("POST", "http://"+n.addr+"/broadcasting/auth",
+		strings.NewReader(url.Values{"socket_id": {sid.SocketID}, "channel_name": {channel}}.Encode()))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var auth struct {
+		Auth        string `json:"auth"`
+		ChannelData string `json:"channel_data"`
+	}
+	_ = json.NewDecoder(res.Body).Decode(&auth)
+	res.Body.Close()
+	if err := ws.WriteJSON(map[string]any{"event": "pusher:subscribe", "data": map[string]string{
+		"channel": channel, "auth": auth.Auth, "channel_data": auth.ChannelData}}); err != nil {
+		t.Fatal(err)
+	}
+	f := nextPusher(t, ws, "pusher_internal:subscription_succeeded", "pusher:subscription_error")
+	if f.Event != "pusher_internal:subscription_succeeded" {
+		t.Fatalf("presence subscribe on %s: %s", n.name, f.Data)
+	}
+	var d struct {
+		Presence struct {
+			Count int `json:"count"`
+		} `json:"presence"`
+	}
+	pusherData(f.Data, &d)
+	return ws, d.Presence.Count
+}
+
+func nextPusher(t *testing.T, ws *websocket.Conn, events ...string) pusherFrame {
+	t.Helper()
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer ws.SetReadDeadline(time.Time{})
+	for {
+		var f pusherFrame
+		if err := ws.ReadJSON(&f); err != nil {
+			t.Fatalf("waiting for %v: %v", events, err)
+		}
+		for _, e := range events {
+			if f.Event == e {
+				return f
+			}
+		}
+	}
+}
+
+// Presence spans the nodes: a member who joins on B is announced on A and
+// counted on C; when B is killed, A hears the member leave within the
+// peers' TTL. The per-user connection limit counts every node.
+func TestClusterPresenceAndUserLimit(t *testing.T) {
+	_, _, ns, admin := newCluster(t, 3)
+	const channel = "presence-dashboard.project.demo"
+	a, count := pusherPresence(t, ns[0], admin, channel)
+	if count != 1 {
+		t.Fatalf("first member: count %d", count)
+	}
+	member := mint(t, "2", []string{"demo"}, false)
+	pusherPresence(t, ns[1], member, channel)
+	f := nextPusher(t, a, "pusher_internal:member_added")
+	var m struct {
+		UserID string `json:"user_id"`
+	}
+	pusherData(f.Data, &m)
+	if m.UserID != "2" {
+		t.Fatalf("member_added on A: %s", f.Data)
+	}
+	if _, count := pusherPresence(t, ns[2], mint(t, "3", []string{"demo"}, false), channel); count != 3 {
+		t.Fatalf("a member subscribing on C counts %d, want 3 (one per node)", count)
+	}
+	nextPusher(t, a, "pusher_internal:member_added") // user 3
+	killed := time.Now()
+	ns[1].kill()
+	f = nextPusher(t, a, "pusher_internal:member_removed")
+	pusherData(f.Data, &m)
+	if m.UserID != "2" {
+		t.Fatalf("member_removed on A: %s", f.Data)
+	}
+	if d := time.Since(killed); d > 8*time.Second {
+		t.Fatalf("member of the killed node removed after %v", d)
+	}
+
+	// 100 Centrifugo connections of one user spread over A and C: the
+	// 101st is refused (3504), wherever it arrives.
+	token := mint(t, "7", []string{"demo"}, false)
+	live := []*clusterNode{ns[0], ns[2]}
+	connect := func(n *clusterNode) (string, *websocket.Conn) {
+		ws, _, err := websocket.DefaultDialer.Dial("ws://"+n.addr+"/connection/websocket", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ws.Close() })
+		if err := ws.WriteJSON(map[string]any{"id": 1, "connect": map[string]any{"token": token}}); err != nil {
+			t.Fatal(err)
+		}
+		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, b, err := ws.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				return "close " + strconv.Itoa(ce.Code), ws
+			}
+			return err.Error(), ws
+		}
+		if strings.Contains(string(b), `"connect"`) {
+			return "connected", ws
+		}
+		return string(b), ws
+	}
+	for i := 0; i < 100; i++ {
+		if got, _ := connect(live[i%2]); got != "connected" {
+			t.Fatalf("connection %d of the user: %s", i+1, got)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // the last counts reach the other node
+	for _, n := range live {
+		if got, _ := connect(n); got != "close 3504" {
+			t.Fatalf("101st connection on %s: %s, want close 3504", n.name, got)
+		}
 	}
 }

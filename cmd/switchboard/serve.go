@@ -84,6 +84,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	// channels register their channels with it below.
 	node.History = gateway.NewHistory(db, gateway.HistoryConfig{})
 	broker.Subscribe(node.DispatchBatch)
+	if natsBroker != nil {
+		// Presence, the per-user limit and client events span the nodes.
+		if err := node.EnableCluster(newNodeID(), natsBroker.Bus()); err != nil {
+			_ = broker.Close(context.Background())
+			return fmt.Errorf("cluster: %w", err)
+		}
+		defer node.CloseCluster()
+	}
 	relay, err := relayRunner(cfg, db, gateway.Pipeline{History: node.History, Broker: broker}, log)
 	if err != nil {
 		_ = broker.Close(context.Background())

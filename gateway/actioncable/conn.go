@@ -291,7 +291,7 @@ func (c *conn) perform(identifier, data string) {
 	if err != nil {
 		return
 	}
-	c.a.node.Publish(&gateway.Message{
+	c.a.node.Broadcast(&gateway.Message{
 		Channel:    s.stream,
 		Event:      "client-" + action,
 		Data:       payload,

@@ -162,6 +162,7 @@ func New(node *gateway.Node, cfg Config) (*Adapter, error) {
 	}
 	node.History.Provide(a.res.historyOptions)
 	node.OnRevoke(a.revoke)
+	node.OnRemotePresence(a.remotePresence)
 	return a, nil
 }
 

@@ -227,3 +227,17 @@ func (a *Adapter) pushJoinLeave(ch channel, info *protocol.ClientInfo, join bool
 func validJSON(b []byte) bool { return len(b) > 0 && json.Valid(b) }
 
 var _ gateway.MultiSubscriber = (*subscription)(nil)
+
+// remotePresence pushes the join or leave of a connection of another node
+// (cluster mode) to this node's subscribers of channels with join_leave.
+func (a *Adapter) remotePresence(hub, conn string, m gateway.Member, joined, _ bool) {
+	seen := map[string]bool{}
+	for _, sub := range a.node.Hub.Subscribers(hub) {
+		s, ok := sub.(*subscription)
+		if !ok || seen[s.ch.name] || !s.ch.opts.JoinLeave {
+			continue
+		}
+		seen[s.ch.name] = true
+		a.pushJoinLeave(s.ch, &protocol.ClientInfo{User: m.UserID, Client: conn, ConnInfo: protocol.Raw(m.Info)}, joined)
+	}
+}

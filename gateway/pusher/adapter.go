@@ -123,6 +123,7 @@ func New(node *gateway.Node, cfg Config) (*Adapter, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	node.OnRemotePresence(a.remotePresence)
 	node.OnRevoke(a.revoke)
 	node.Intercept(a.intercept)
 	if node.History != nil {

@@ -64,7 +64,7 @@ func (c *conn) clientEvent(f inFrame) {
 		tags["user_id"] = s.member.UserID
 		from.UserID = s.member.UserID
 	}
-	c.a.node.Publish(&gateway.Message{Channel: s.hub, Event: f.Event, Data: data, ExceptConn: c.id, Tags: tags, From: from})
+	c.a.node.Broadcast(&gateway.Message{Channel: s.hub, Event: f.Event, Data: data, ExceptConn: c.id, Tags: tags, From: from})
 }
 
 // clientEventsAllowed says whether a channel family accepts client events:

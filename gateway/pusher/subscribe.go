@@ -160,6 +160,28 @@ func (c *conn) unsubscribe(name string) {
 	}
 }
 
+// remotePresence announces a member who joined or left on another node
+// (cluster mode) to this node's Pusher subscribers of the presence channel,
+// once per user as locally.
+func (a *Adapter) remotePresence(hub, _ string, m gateway.Member, joined, userChanged bool) {
+	if !userChanged {
+		return
+	}
+	names := map[string]bool{}
+	for _, sub := range a.node.Hub.Subscribers(hub) {
+		if ps, ok := sub.(*subscription); ok && ps.member != nil {
+			names[ps.name] = true
+		}
+	}
+	for name := range names {
+		f := outFrame{Event: evMemberAdded, Channel: name, Data: jsonString(memberJSON(m))}
+		if !joined {
+			f = outFrame{Event: evMemberRemoved, Channel: name, Data: jsonString(map[string]string{"user_id": m.UserID})}
+		}
+		a.toPusherSubs(hub, name, nil, encode(f))
+	}
+}
+
 // toPusherSubs sends frame to this adapter's subscriptions of the Pusher
 // channel name on hub, except the connection skip. Presence and counting
 // events are Pusher internals: they go straight to Pusher connections and
