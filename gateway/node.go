@@ -21,6 +21,8 @@ type Node struct {
 	Presence *Presence
 	// Users enforces the per-user connection limit across protocols.
 	Users *UserConns
+	// Occupancy counts subscriptions per channel key in the cluster.
+	Occupancy *Occupancy
 	// History is the durable stream store (Centrifugo history, Pusher cache
 	// channels); nil when the node keeps none. Set before serving.
 	History *History
@@ -48,11 +50,19 @@ func (n *Node) EnableCluster(id string, bus Bus) error {
 		defer n.Presence.mu.Unlock()
 		n.Users.mu.Lock()
 		defer n.Users.mu.Unlock()
+		n.Occupancy.mu.Lock()
+		defer n.Occupancy.mu.Unlock()
 		p.mu.Lock()
 		seq := p.seq
 		p.mu.Unlock()
-		return peerSnap{Seq: seq, Presence: n.Presence.snapshot(), Users: n.Users.snapshot()}
+		return peerSnap{Seq: seq, Presence: n.Presence.snapshot(), Users: n.Users.snapshot(), Occ: n.Occupancy.snapshot()}
 	}
+	p.localOcc = func(key string) int {
+		n.Occupancy.mu.Lock()
+		defer n.Occupancy.mu.Unlock()
+		return n.Occupancy.local[key]
+	}
+	p.onOccupancy = n.Occupancy.remoteChanged
 	p.onPublish = func(m *Message) { n.Publish(m) }
 	p.onPresence = func(hub, conn string, m Member, joined, userChanged bool) {
 		n.mu.RLock()
@@ -62,7 +72,7 @@ func (n *Node) EnableCluster(id string, bus Bus) error {
 			fn(hub, conn, m, joined, userChanged)
 		}
 	}
-	n.Presence.peers, n.Users.peers, n.Peers = p, p, p
+	n.Presence.peers, n.Users.peers, n.Occupancy.peers, n.Peers = p, p, p, p
 	return p.start()
 }
 
@@ -102,7 +112,7 @@ func NewNode(auth *Authorizer, log *slog.Logger) *Node {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Node{Hub: NewHub(), Auth: auth, Log: log, Presence: NewPresence(), Users: NewUserConns(0)}
+	return &Node{Hub: NewHub(), Auth: auth, Log: log, Presence: NewPresence(), Users: NewUserConns(0), Occupancy: NewOccupancy()}
 }
 
 // Intercept adds an interceptor; call before serving.

@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -51,6 +52,10 @@ type Peers struct {
 	// on hub changed with it (first connection in, last one out).
 	onPresence func(hub, conn string, m Member, joined, userChanged bool)
 	onPublish  func(m *Message)
+	// onOccupancy is told that key's cluster count moved (another node).
+	onOccupancy func(key string, before, after int)
+	// localOcc is this node's own count of key.
+	localOcc func(key string) int
 }
 
 type peer struct {
@@ -59,6 +64,7 @@ type peer struct {
 	synced   bool
 	presence map[string]map[string]Member // hub channel → conn id → member
 	users    map[string]int               // user id → connections
+	occ      map[string]int               // occupancy key → subscriptions
 }
 
 // PeerTTL is how long a silent node's connections and presence survive it.
@@ -94,6 +100,7 @@ type peerSnap struct {
 	Seq      uint64                       `json:"seq"`
 	Presence map[string]map[string]Member `json:"presence,omitempty"`
 	Users    map[string]int               `json:"users,omitempty"`
+	Occ      map[string]int               `json:"occ,omitempty"`
 }
 
 func newPeers(self string, bus Bus, log *slog.Logger) *Peers {
@@ -130,6 +137,10 @@ func (p *Peers) joined(hub, conn string, m Member) {
 func (p *Peers) left(hub, conn string) { p.change(peerMsg{Kind: "leave", Channel: hub, Conn: conn}) }
 
 func (p *Peers) userDelta(user string, d int) { p.change(peerMsg{Kind: "user", User: user, Delta: d}) }
+
+func (p *Peers) occupancyDelta(key string, d int) {
+	p.change(peerMsg{Kind: "occ", Channel: key, Delta: d})
+}
 
 // publish relays a client-originated publication to the other nodes.
 func (p *Peers) publish(m *Message) {
@@ -201,6 +212,9 @@ func (p *Peers) forget(id string) {
 
 func (p *Peers) dropped(dead []*peer) {
 	for _, n := range dead {
+		p.occupancyMoved(n.occ, nil)
+	}
+	for _, n := range dead {
 		for hub, conns := range n.presence {
 			for conn, m := range conns {
 				p.announceLeave(hub, conn, m)
@@ -259,7 +273,7 @@ func (p *Peers) receive(data []byte) {
 		if m.Snap != nil {
 			p.applySnap(m.Node, *m.Snap, now)
 		}
-	case "join", "leave", "user":
+	case "join", "leave", "user", "occ":
 		p.applyChange(m, now)
 	case "bye":
 		p.forget(m.Node)
@@ -271,7 +285,7 @@ func (p *Peers) touch(id string, now time.Time) *peer {
 	defer p.mu.Unlock()
 	n := p.nodes[id]
 	if n == nil {
-		n = &peer{presence: map[string]map[string]Member{}, users: map[string]int{}}
+		n = &peer{presence: map[string]map[string]Member{}, users: map[string]int{}, occ: map[string]int{}}
 		p.nodes[id] = n
 	}
 	n.seen = now
@@ -304,6 +318,17 @@ func (p *Peers) applyChange(m peerMsg, now time.Time) {
 	n.seq = m.Seq
 	p.mu.Unlock()
 	switch m.Kind {
+	case "occ":
+		before := p.occupancyTotal(m.Channel)
+		p.mu.Lock()
+		n.occ[m.Channel] += m.Delta
+		if n.occ[m.Channel] <= 0 {
+			delete(n.occ, m.Channel)
+		}
+		p.mu.Unlock()
+		if p.onOccupancy != nil {
+			p.onOccupancy(m.Channel, before, p.occupancyTotal(m.Channel))
+		}
 	case "user":
 		p.mu.Lock()
 		n.users[m.User] += m.Delta
@@ -350,15 +375,19 @@ func (p *Peers) applySnap(id string, s peerSnap, now time.Time) {
 		p.mu.Unlock()
 		return // an older answer
 	}
-	old := n.presence
+	old, oldOcc := n.presence, n.occ
+	if s.Occ == nil {
+		s.Occ = map[string]int{}
+	}
 	if s.Presence == nil {
 		s.Presence = map[string]map[string]Member{}
 	}
 	if s.Users == nil {
 		s.Users = map[string]int{}
 	}
-	n.presence, n.users, n.seq, n.synced = s.Presence, s.Users, s.Seq, true
+	n.presence, n.users, n.occ, n.seq, n.synced = s.Presence, s.Users, s.Occ, s.Seq, true
 	p.mu.Unlock()
+	p.occupancyMoved(oldOcc, s.Occ)
 	if p.onPresence == nil {
 		return
 	}
@@ -428,6 +457,58 @@ func (p *Peers) remoteMembers(hub string) map[string]Member {
 	for id, n := range p.nodes {
 		for conn, m := range n.presence[hub] {
 			out[id+"/"+conn] = m
+		}
+	}
+	return out
+}
+
+// occupancyMoved tells the occupancy of keys whose remote counts went
+// from old to now (a snapshot, or a node forgotten).
+func (p *Peers) occupancyMoved(old, now map[string]int) {
+	if p.onOccupancy == nil {
+		return
+	}
+	keys := map[string]bool{}
+	for k := range old {
+		keys[k] = true
+	}
+	for k := range now {
+		keys[k] = true
+	}
+	for k := range keys {
+		after := p.occupancyTotal(k)
+		p.onOccupancy(k, after-now[k]+old[k], after)
+	}
+}
+
+// occupancyTotal is key's count in the cluster: this node's and others'.
+func (p *Peers) occupancyTotal(key string) int {
+	n := p.remoteOccupancy(key)
+	if p.localOcc != nil {
+		n += p.localOcc(key)
+	}
+	return n
+}
+
+func (p *Peers) remoteOccupancy(key string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	total := 0
+	for _, n := range p.nodes {
+		total += n.occ[key]
+	}
+	return total
+}
+
+func (p *Peers) remoteOccupied(prefix string) map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]int{}
+	for _, n := range p.nodes {
+		for k, c := range n.occ {
+			if strings.HasPrefix(k, prefix) {
+				out[k] += c
+			}
 		}
 	}
 	return out

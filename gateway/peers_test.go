@@ -208,3 +208,33 @@ func TestClusterClientPublication(t *testing.T) {
 		t.Fatal("client publication did not reach the other node")
 	}
 }
+
+// Subscription counts add up over the nodes, and listeners hear a channel
+// become occupied and vacated cluster-wide, whichever node changed it.
+func TestClusterOccupancy(t *testing.T) {
+	bus := &memBus{}
+	a, _ := clusterNode(t, bus, "a")
+	b, _ := clusterNode(t, bus, "b")
+	changes := make(chan OccupancyChange, 10)
+	b.Occupancy.OnChange(func(c OccupancyChange) { changes <- c })
+	a.Occupancy.Add("k", 1)
+	if c := <-changes; !c.Remote || !c.Occupied || c.Count != 1 {
+		t.Fatalf("b heard %+v, want remote occupied 1", c)
+	}
+	if n := b.Occupancy.Add("k", 2); n != 3 {
+		t.Fatalf("count after b's two = %d, want 3", n)
+	}
+	if c := <-changes; c.Remote || c.Occupied || c.Count != 3 {
+		t.Fatalf("b heard %+v, want local 3", c)
+	}
+	eventually(t, "a counts 3", func() bool { return a.Occupancy.Count("k") == 3 })
+	if got := a.Occupancy.Occupied(""); got["k"] != 3 {
+		t.Fatalf("occupied on a: %v", got)
+	}
+	b.Occupancy.Add("k", -2)
+	<-changes
+	a.Occupancy.Add("k", -1)
+	if c := <-changes; !c.Remote || !c.Vacated || c.Count != 0 {
+		t.Fatalf("b heard %+v, want remote vacated", c)
+	}
+}

@@ -2,6 +2,10 @@ package main
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -580,6 +585,202 @@ func TestClusterPresenceAndUserLimit(t *testing.T) {
 	for _, n := range live {
 		if got, _ := connect(n); got != "close 3504" {
 			t.Fatalf("101st connection on %s: %s, want close 3504", n.name, got)
+		}
+	}
+}
+
+// cfCommand sends one Centrifugo command and returns the reply to it.
+func cfCommand(t *testing.T, ws *websocket.Conn, id int, cmd string, body map[string]any) map[string]any {
+	t.Helper()
+	if err := ws.WriteJSON(map[string]any{"id": id, cmd: body}); err != nil {
+		t.Fatal(err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer ws.SetReadDeadline(time.Time{})
+	for {
+		_, b, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("centrifugo %s: %v", cmd, err)
+		}
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			var m map[string]any
+			if json.Unmarshal(line, &m) == nil && m["id"] == float64(id) {
+				if e, ok := m["error"]; ok {
+					t.Fatalf("centrifugo %s: error %v", cmd, e)
+				}
+				return m[cmd].(map[string]any)
+			}
+		}
+	}
+}
+
+func cfConnect(t *testing.T, n *clusterNode, token string) *websocket.Conn {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+n.addr+"/connection/websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	cfCommand(t, ws, 1, "connect", map[string]any{"token": token})
+	return ws
+}
+
+// A Centrifugo client that leaves node A and comes back on node B with its
+// last offset gets exactly what it missed, recovered, with the same epoch;
+// the Pusher HTTP API counts subscriptions of every node.
+func TestClusterRecoveryAndCounts(t *testing.T) {
+	_, _, ns, admin := newCluster(t, 3)
+	const channel = "dashboard.project.demo.attendees"
+	ws := cfConnect(t, ns[0], admin)
+	sub := cfCommand(t, ws, 2, "subscribe", map[string]any{"channel": channel, "recover": true})
+	epoch, _ := sub["epoch"].(string)
+	offset, _ := sub["offset"].(float64)
+	if epoch == "" {
+		t.Fatalf("subscribe on A: no epoch in %v", sub)
+	}
+	ws.Close()
+	for i := 0; i < 3; i++ {
+		if st, err := createAttendee(ns[2], admin, "demo", "Missed"+strconv.Itoa(i)); err != nil || st != 201 {
+			t.Fatalf("create through C: %d %v", st, err)
+		}
+	}
+	var got map[string]any
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		wsB := cfConnect(t, ns[1], admin)
+		got = cfCommand(t, wsB, 2, "subscribe", map[string]any{"channel": channel, "recover": true, "offset": offset, "epoch": epoch})
+		pubs, _ := got["publications"].([]any)
+		if len(pubs) == 3 || time.Now().After(deadline) {
+			break
+		}
+		wsB.Close()
+		time.Sleep(100 * time.Millisecond) // the relay has not kept them all yet
+	}
+	pubs, _ := got["publications"].([]any)
+	if got["recovered"] != true || got["epoch"] != epoch || len(pubs) != 3 {
+		t.Fatalf("recover on B: recovered=%v epoch=%v (want %s) publications=%d, want 3", got["recovered"], got["epoch"], epoch, len(pubs))
+	}
+
+	// Pusher channel info: one subscription on A, two on B.
+	for i, n := range []*clusterNode{ns[0], ns[1], ns[1]} {
+		subscribeDashboard(t, n, admin, "demo")
+		_ = i
+	}
+	path := "/apps/app-id/channels/private-dashboard.project.demo.attendees"
+	eventually := time.Now().Add(5 * time.Second)
+	for {
+		info := pusherAPIGet(t, ns[2], path, "info=subscription_count")
+		if info["subscription_count"] == float64(3) {
+			break
+		}
+		if time.Now().After(eventually) {
+			t.Fatalf("channel info on C: %v, want subscription_count 3", info)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// pusherAPIGet calls the Pusher HTTP API on n, signed with the default app.
+func pusherAPIGet(t *testing.T, n *clusterNode, path, query string) map[string]any {
+	t.Helper()
+	st, b := pusherAPI(t, n, "GET", path, query, "")
+	var out map[string]any
+	if st != 200 || json.Unmarshal(b, &out) != nil {
+		t.Fatalf("GET %s: %d %s", path, st, b)
+	}
+	return out
+}
+
+// pusherAPI sends a signed Pusher HTTP API request (body_md5 for a body).
+func pusherAPI(t *testing.T, n *clusterNode, method, path, query, body string) (int, []byte) {
+	t.Helper()
+	params := "auth_key=app-key&auth_timestamp=" + strconv.FormatInt(time.Now().Unix(), 10) + "&auth_version=1.0"
+	if body != "" {
+		sum := md5.Sum([]byte(body))
+		params += "&body_md5=" + hex.EncodeToString(sum[:])
+	}
+	if query != "" {
+		params = params + "&" + query
+	}
+	vals, _ := url.ParseQuery(params)
+	keys := make([]string, 0, len(vals))
+	for k := range vals {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var canon []string
+	for _, k := range keys {
+		canon = append(canon, k+"="+vals.Get(k))
+	}
+	mac := hmac.New(sha256.New, []byte("app-secret"))
+	mac.Write([]byte(method + "\n" + path + "\n" + strings.Join(canon, "&")))
+	req, _ := http.NewRequest(method, "http://"+n.addr+path+"?"+params+"&auth_signature="+hex.EncodeToString(mac.Sum(nil)), strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, b
+}
+
+// A user signed in on node B is reached from node A: sendToUser (an
+// event on #server-to-user-{id}) and terminate_connections.
+func TestClusterUserAddressed(t *testing.T) {
+	_, _, ns, _ := newCluster(t, 2)
+	user := mint(t, "42", []string{"demo"}, false)
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+ns[1].addr+"/app/app-key?protocol=7", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	est := nextPusher(t, ws, "pusher:connection_established")
+	var sid struct {
+		SocketID string `json:"socket_id"`
+	}
+	pusherData(est.Data, &sid)
+	req, _ := http.NewRequest("POST", "http://"+ns[1].addr+"/pusher/user-auth", strings.NewReader(url.Values{"socket_id": {sid.SocketID}}.Encode()))
+	req.Header.Set("Authorization", "Bearer "+user)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ua struct {
+		Auth     string `json:"auth"`
+		UserData string `json:"user_data"`
+	}
+	_ = json.NewDecoder(res.Body).Decode(&ua)
+	res.Body.Close()
+	if err := ws.WriteJSON(map[string]any{"event": "pusher:signin", "data": map[string]string{"auth": ua.Auth, "user_data": ua.UserData}}); err != nil {
+		t.Fatal(err)
+	}
+	nextPusher(t, ws, "pusher:signin_success")
+	if err := ws.WriteJSON(map[string]any{"event": "pusher:subscribe", "data": map[string]string{"channel": "#server-to-user-42"}}); err != nil {
+		t.Fatal(err)
+	}
+	nextPusher(t, ws, "pusher_internal:subscription_succeeded")
+
+	if st, b := pusherAPI(t, ns[0], "POST", "/apps/app-id/events", "", `{"name":"hello","channel":"#server-to-user-42","data":"{\"x\":1}"}`); st != 200 {
+		t.Fatalf("sendToUser through A: %d %s", st, b)
+	}
+	if f := nextPusher(t, ws, "hello"); !strings.Contains(string(f.Data), "x") {
+		t.Fatalf("sendToUser on B: %s", f.Data)
+	}
+	if st, b := pusherAPI(t, ns[0], "POST", "/apps/app-id/users/42/terminate_connections", "", "{}"); st != 200 {
+		t.Fatalf("terminate through A: %d %s", st, b)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) {
+				t.Fatalf("connection on B not closed by terminate_connections through A: %v", err)
+			}
+			return
 		}
 	}
 }

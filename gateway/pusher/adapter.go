@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -124,6 +125,7 @@ func New(node *gateway.Node, cfg Config) (*Adapter, error) {
 		return nil, err
 	}
 	node.OnRemotePresence(a.remotePresence)
+	node.Occupancy.OnChange(a.occupancyChanged)
 	node.OnRevoke(a.revoke)
 	node.Intercept(a.intercept)
 	if node.History != nil {
@@ -279,6 +281,7 @@ func (a *Adapter) revoke(userID, channel string) {
 // track counts this node's subscriptions per Pusher channel name (the HTTP
 // API's channel lists and subscription counts) and returns the new count.
 func (a *Adapter) track(app *App, name string, delta int) int {
+	n := a.node.Occupancy.Add(occupancyKey(app, name), delta)
 	a.chMu.Lock()
 	defer a.chMu.Unlock()
 	m := a.chans[app.ID]
@@ -292,32 +295,51 @@ func (a *Adapter) track(app *App, name string, delta int) int {
 		m[name] = st
 	}
 	st.subs += delta
-	n := st.subs
-	if n <= 0 {
+	if st.subs <= 0 {
 		delete(m, name)
 	}
 	return n
 }
 
-// subscriptions returns the local subscription count of app's channel name.
+// occupancyKey is the key of app's channel name in gateway.Occupancy.
+func occupancyKey(app *App, name string) string { return "pusher/" + app.ID + "/" + name }
+
+// subscriptions returns the subscription count of app's channel name on
+// every node of the cluster.
 func (a *Adapter) subscriptions(app *App, name string) int {
-	a.chMu.Lock()
-	defer a.chMu.Unlock()
-	if st := a.chans[app.ID][name]; st != nil {
-		return st.subs
-	}
-	return 0
+	return a.node.Occupancy.Count(occupancyKey(app, name))
 }
 
-// occupied lists app's occupied channel names with their counts.
+// occupied lists app's occupied channel names with their counts, on every
+// node of the cluster.
 func (a *Adapter) occupied(app *App) map[string]int {
-	a.chMu.Lock()
-	defer a.chMu.Unlock()
-	out := make(map[string]int, len(a.chans[app.ID]))
-	for name, st := range a.chans[app.ID] {
-		out[name] = st.subs
+	prefix := occupancyKey(app, "")
+	out := map[string]int{}
+	for k, n := range a.node.Occupancy.Occupied(prefix) {
+		out[strings.TrimPrefix(k, prefix)] = n
 	}
 	return out
+}
+
+// occupancyChanged tells this node's subscribers the new count when another
+// node's subscriptions changed it (cluster mode).
+func (a *Adapter) occupancyChanged(c gateway.OccupancyChange) {
+	if !c.Remote || !strings.HasPrefix(c.Channel, "pusher/") {
+		return
+	}
+	rest := strings.TrimPrefix(c.Channel, "pusher/")
+	id, name, ok := strings.Cut(rest, "/")
+	if !ok {
+		return
+	}
+	app := a.byID[id]
+	if app == nil {
+		return
+	}
+	if ci := classify(name); ci.presence || ci.user {
+		return
+	}
+	a.subscriptionCount(app, name, hubChannel(app, name))
 }
 
 // subscriptionCountThrottle spaces subscription_count broadcasts on
@@ -333,11 +355,18 @@ func (a *Adapter) subscriptionCount(app *App, name, hub string) {
 	if !app.SubscriptionCount {
 		return
 	}
+	n := a.subscriptions(app, name)
 	a.chMu.Lock()
 	st := a.chans[app.ID][name]
-	n := 0
+	if st == nil && n > subscriptionCountBusy {
+		// Only other nodes' subscribers: throttle by an entry of its own.
+		if a.chans[app.ID] == nil {
+			a.chans[app.ID] = map[string]*chanStat{}
+		}
+		st = &chanStat{}
+		a.chans[app.ID][name] = st
+	}
 	if st != nil {
-		n = st.subs
 		now := a.cfg.Now()
 		if n > subscriptionCountBusy && now.Sub(st.lastCount) < subscriptionCountThrottle {
 			a.chMu.Unlock()
