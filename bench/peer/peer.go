@@ -30,6 +30,9 @@ type Config struct {
 	Secret string
 	// Ready, when set, receives the bound address once listening.
 	Ready func(addr string)
+	// Redis, when set (host:port), makes the peer one node of a cluster on
+	// the library's Redis broker, the reference for the cluster benchmark.
+	Redis string
 }
 
 // publishRequest is the body of POST /api/publish (Centrifugo's server API
@@ -46,6 +49,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		LogHandler: func(e centrifuge.LogEntry) { log.Warn(e.Message, "fields", e.Fields) }})
 	if err != nil {
 		return fmt.Errorf("peer: %w", err)
+	}
+	if cfg.Redis != "" {
+		shard, err := centrifuge.NewRedisShard(node, centrifuge.RedisShardConfig{Address: cfg.Redis})
+		if err != nil {
+			return fmt.Errorf("peer: redis %s: %w", cfg.Redis, err)
+		}
+		broker, err := centrifuge.NewRedisBroker(node, centrifuge.RedisBrokerConfig{Shards: []*centrifuge.RedisShard{shard}})
+		if err != nil {
+			return fmt.Errorf("peer: redis broker: %w", err)
+		}
+		node.SetBroker(broker)
 	}
 	key := []byte(cfg.Secret)
 	node.OnConnecting(func(ctx context.Context, e centrifuge.ConnectEvent) (centrifuge.ConnectReply, error) {

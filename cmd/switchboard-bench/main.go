@@ -40,6 +40,9 @@ type opts struct {
 	c2sRates     []float64
 	c2sFor       time.Duration
 	blockFor     time.Duration
+	clusterSubs  int
+	clusterRate  float64
+	redis        string
 	writers      int
 	outboxFor    time.Duration
 	idleConns    int
@@ -85,10 +88,11 @@ func runPeer(ctx context.Context, args []string, log *slog.Logger) error {
 	fs := flag.NewFlagSet("peer", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8000", "listen address")
 	secret := fs.String("secret", benchSecret, "HS256 secret of connection tokens")
+	redis := fs.String("redis", "", "Redis host:port: run as one node of a cluster on the Redis broker")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	return peer.Run(ctx, peer.Config{Addr: *addr, Secret: *secret}, log)
+	return peer.Run(ctx, peer.Config{Addr: *addr, Secret: *secret, Redis: *redis}, log)
 }
 
 func parseSizes(s string) ([]size, error) {
@@ -123,7 +127,7 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	fs.StringVar(&o.bin, "switchboard", "bin/switchboard", "switchboard binary to benchmark")
 	fs.StringVar(&o.pgURL, "pg", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL base URL (a fresh schema per server)")
 	fs.StringVar(&o.out, "out", "BENCHMARKS.md", "report file (the generated section is replaced; empty = don't write)")
-	only := fs.String("only", "fanout,c2s,blocked,idle,outbox,churn", "scenarios to run")
+	only := fs.String("only", "fanout,c2s,blocked,cluster,idle,outbox,churn", "scenarios to run")
 	fs.DurationVar(&o.duration, "duration", 30*time.Second, "fanout: publishing time per size")
 	fs.DurationVar(&o.drain, "drain", 2*time.Second, "wait after the last publish before reading results")
 	fs.IntVar(&o.reps, "reps", 1, "fanout: repetitions per size (median reported), servers alternated")
@@ -136,6 +140,9 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	c2sRates := fs.String("c2s-rates", "1,200", "commit-to-screen: writes/s")
 	fs.DurationVar(&o.c2sFor, "c2s-for", 10*time.Second, "commit-to-screen: time per rate")
 	fs.DurationVar(&o.blockFor, "block-for", 5*time.Second, "blocked: how long each unrelated transaction stays open")
+	fs.IntVar(&o.clusterSubs, "cluster-subs", 3000, "cluster: subscribers, spread over 3 nodes")
+	fs.Float64Var(&o.clusterRate, "cluster-rate", 20, "cluster: events/s written through one node")
+	fs.StringVar(&o.redis, "redis", "127.0.0.1:6379", "cluster: Redis of the peer's cluster (empty = skip the peer)")
 	fs.IntVar(&o.writers, "writers", 32, "outbox: concurrent REST writers")
 	fs.DurationVar(&o.outboxFor, "outbox-for", 15*time.Second, "outbox: duration")
 	fs.IntVar(&o.idleConns, "idle", 10000, "idle: connections (2 channels each)")
@@ -188,7 +195,7 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	steps := []struct {
 		name string
 		fn   func(context.Context) error
-	}{{"fanout", r.fanout}, {"c2s", r.commitToScreen}, {"blocked", r.blocked}, {"idle", r.idle}, {"outbox", r.outbox}, {"churn", r.churn}}
+	}{{"fanout", r.fanout}, {"c2s", r.commitToScreen}, {"blocked", r.blocked}, {"cluster", r.cluster}, {"idle", r.idle}, {"outbox", r.outbox}, {"churn", r.churn}}
 	var errs []error
 	for _, s := range steps {
 		if !o.only[s.name] || ctx.Err() != nil {

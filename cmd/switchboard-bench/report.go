@@ -208,6 +208,28 @@ func (r *runner) summary() []string {
 				x.scenario, x.rate, x.server, ms(x.res.Delivery.P50), ms(x.res.Delivery.P99), ms(x.res.Delivery.Max), target))
 		}
 	}
+	var one, three, peer3 *row
+	for i := range r.rows {
+		x := &r.rows[i]
+		switch {
+		case strings.HasPrefix(x.scenario, "cluster") && strings.HasSuffix(x.scenario, ", 1 node"):
+			one = x
+		case strings.HasPrefix(x.scenario, "cluster") && x.server == sb:
+			three = x
+		case strings.HasPrefix(x.scenario, "cluster"):
+			peer3 = x
+		}
+	}
+	if three != nil && one != nil {
+		line := fmt.Sprintf("- target cluster (3 nodes, NATS) last-sub p99 ≤ 1.5× one node at the same load: %s vs %s ms = %s %s",
+			ms(three.res.Last.P99), ms(one.res.Last.P99), ratio(float64(three.res.Last.P99), float64(one.res.Last.P99)),
+			check(three.res.Last.P99 <= one.res.Last.P99*3/2 && three.res.Events > 0 && three.res.Delivered == three.res.Expected))
+		if peer3 != nil {
+			line += fmt.Sprintf("; ≤ peer on Redis (%s ms): %s", ms(peer3.res.Last.P99),
+				check(three.res.Last.P99 <= peer3.res.Last.P99 && peer3.res.Events > 0))
+		}
+		out = append(out, line)
+	}
 	var peerIdle float64
 	for _, x := range r.idleRows {
 		if x.server == peer {

@@ -63,6 +63,8 @@ type startOpts struct {
 	pgURL    string // base PostgreSQL URL
 	logLevel string
 	env      []string // extra environment, e.g. SWITCHBOARD_RELAY_MODE=poll
+	dsn      string   // a schema already made (cluster nodes share one); "" = a fresh one
+	project  bool     // create the bench project (false for the 2nd, 3rd node of a cluster)
 }
 
 // startSwitchboard runs the real binary on a fresh SQLite file or a fresh
@@ -87,7 +89,9 @@ func startSwitchboard(ctx context.Context, o startOpts) (*server, error) {
 		"SWITCHBOARD_DATA_DIR="+filepath.Join(dir, "data"), "SWITCHBOARD_JWT_SECRET="+benchSecret,
 		"SWITCHBOARD_LOG_LEVEL="+o.logLevel, "DATABASE_URL=")
 	env = append(env, o.env...)
-	if o.store == "postgres" {
+	if o.store == "postgres" && o.dsn != "" {
+		env = append(env, "DATABASE_URL="+o.dsn)
+	} else if o.store == "postgres" {
 		dsn, drop, err := newSchema(o.pgURL)
 		if err != nil {
 			return nil, err
@@ -114,6 +118,9 @@ func startSwitchboard(ctx context.Context, o startOpts) (*server, error) {
 		s.stop()
 		return nil, err
 	}
+	if o.dsn != "" && !o.project {
+		return s, nil
+	}
 	body := `{"slug":"` + benchSlug + `","name":"Bench"}`
 	if code, b, err := s.post(ctx, "/api/v1/projects", body); err != nil || code != http.StatusCreated {
 		s.stop()
@@ -124,7 +131,7 @@ func startSwitchboard(ctx context.Context, o startOpts) (*server, error) {
 
 // startPeer runs this binary's `peer` subcommand as its own process, so its
 // RSS and CPU are measured exactly like Switchboard's.
-func startPeer(ctx context.Context) (*server, error) {
+func startPeer(ctx context.Context, extra ...string) (*server, error) {
 	s := &server{kind: "peer", http: load.NewHTTPClient()}
 	var err error
 	if s.addr, err = freeAddr(); err != nil {
@@ -135,7 +142,7 @@ func startPeer(ctx context.Context) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.cmd = exec.Command(self, "peer", "-addr", s.addr, "-secret", benchSecret)
+	s.cmd = exec.Command(self, append([]string{"peer", "-addr", s.addr, "-secret", benchSecret}, extra...)...)
 	s.cmd.Stderr = &prefixWriter{prefix: "[peer] ", w: os.Stderr}
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start peer: %w", err)
