@@ -204,17 +204,8 @@ func subscribeDashboard(t *testing.T, n *clusterNode, token, slug string) *dashb
 	}
 	_ = json.Unmarshal([]byte(est.Data), &sid)
 	channel := "private-dashboard.project." + slug + ".attendees"
-	req, _ := http.NewRequest("POST", "http://"+n.addr+"/broadcasting/auth",
-		strings.NewReader(url.Values{"socket_id": {sid.SocketID}, "channel_name": {channel}}.Encode()))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var auth struct{ Auth string }
-	_ = json.NewDecoder(res.Body).Decode(&auth)
-	res.Body.Close()
+	formAuth(t, n, "/broadcasting/auth", token, url.Values{"socket_id": {sid.SocketID}, "channel_name": {channel}}, &auth)
 	if err := ws.WriteJSON(map[string]any{"event": "pusher:subscribe", "data": map[string]string{"channel": channel, "auth": auth.Auth}}); err != nil {
 		t.Fatal(err)
 	}
@@ -466,20 +457,11 @@ func pusherPresence(t *testing.T, n *clusterNode, token, channel string) (*webso
 		SocketID string `json:"socket_id"`
 	}
 	pusherData(est.Data, &sid)
-	req, _ := http.NewRequest("POST", "http://"+n.addr+"/broadcasting/auth",
-		strings.NewReader(url.Values{"socket_id": {sid.SocketID}, "channel_name": {channel}}.Encode()))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var auth struct {
 		Auth        string `json:"auth"`
 		ChannelData string `json:"channel_data"`
 	}
-	_ = json.NewDecoder(res.Body).Decode(&auth)
-	res.Body.Close()
+	formAuth(t, n, "/broadcasting/auth", token, url.Values{"socket_id": {sid.SocketID}, "channel_name": {channel}}, &auth)
 	if err := ws.WriteJSON(map[string]any{"event": "pusher:subscribe", "data": map[string]string{
 		"channel": channel, "auth": auth.Auth, "channel_data": auth.ChannelData}}); err != nil {
 		t.Fatal(err)
@@ -742,19 +724,11 @@ func TestClusterUserAddressed(t *testing.T) {
 		SocketID string `json:"socket_id"`
 	}
 	pusherData(est.Data, &sid)
-	req, _ := http.NewRequest("POST", "http://"+ns[1].addr+"/pusher/user-auth", strings.NewReader(url.Values{"socket_id": {sid.SocketID}}.Encode()))
-	req.Header.Set("Authorization", "Bearer "+user)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var ua struct {
 		Auth     string `json:"auth"`
 		UserData string `json:"user_data"`
 	}
-	_ = json.NewDecoder(res.Body).Decode(&ua)
-	res.Body.Close()
+	formAuth(t, ns[1], "/pusher/user-auth", user, url.Values{"socket_id": {sid.SocketID}}, &ua)
 	if err := ws.WriteJSON(map[string]any{"event": "pusher:signin", "data": map[string]string{"auth": ua.Auth, "user_data": ua.UserData}}); err != nil {
 		t.Fatal(err)
 	}
@@ -783,4 +757,19 @@ func TestClusterUserAddressed(t *testing.T) {
 			return
 		}
 	}
+}
+
+// formAuth posts a form to one of n's auth endpoints with a bearer token
+// and decodes its JSON answer into out.
+func formAuth(t *testing.T, n *clusterNode, path, token string, vals url.Values, out any) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", "http://"+n.addr+path, strings.NewReader(vals.Encode()))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	_ = json.NewDecoder(res.Body).Decode(out)
 }
