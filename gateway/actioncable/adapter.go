@@ -127,9 +127,7 @@ type Adapter struct {
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 
-	mu    sync.RWMutex
-	conns map[string]*conn
-	shut  bool
+	conns *gateway.Registry[*conn] // by id, indexed by user (token subject)
 
 	beatOnce sync.Once
 	stopBeat chan struct{}
@@ -150,7 +148,7 @@ func New(node *gateway.Node, cfg Config) (*Adapter, error) {
 	}
 	a := &Adapter{
 		node: node, cfg: cfg, reg: reg, log: node.Log.With("proto", "actioncable"),
-		conns:    map[string]*conn{},
+		conns:    gateway.NewRegistry[*conn](),
 		stopBeat: make(chan struct{}),
 	}
 	a.upgrader = websocket.Upgrader{
@@ -188,10 +186,7 @@ func (a *Adapter) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader already answered with an HTTP error
 	}
 	cn := newConn(a, ws)
-	a.mu.RLock()
-	shut := a.shut
-	a.mu.RUnlock()
-	if shut {
+	if a.conns.ShuttingDown() {
 		cn.reject(ReasonServerRestart, true)
 		return
 	}
@@ -208,30 +203,22 @@ func (a *Adapter) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	a.mu.Lock()
-	if a.shut {
-		a.mu.Unlock()
+	if !a.conns.Add(cn.id, cn) {
 		a.node.Users.Release(claims.Subject, cn.id)
 		cn.reject(ReasonServerRestart, true)
 		return
 	}
-	a.conns[cn.id] = cn
-	a.mu.Unlock()
+	a.conns.SetUser(cn.id, claims.Subject)
 	a.beatOnce.Do(func() { go a.heartbeat() })
 	// Read on a goroutine of our own and return: while the handler runs,
 	// net/http keeps its per-request bufio reader and writer alive (about
 	// 8 KB per idle connection). The request's context ends when the
 	// handler returns, so the connection keeps only its values.
 	ctx := context.WithoutCancel(r.Context())
-	go func() {
-		defer func() {
-			a.mu.Lock()
-			delete(a.conns, cn.id)
-			a.mu.Unlock()
-			a.node.Users.Release(claims.Subject, cn.id)
-		}()
+	a.conns.Run(cn.id, func() {
+		defer a.node.Users.Release(claims.Subject, cn.id)
 		cn.run(ctx)
-	}()
+	})
 }
 
 func offers(r *http.Request, proto string) bool {
@@ -272,42 +259,20 @@ func (a *Adapter) heartbeat() {
 	}
 }
 
-func (a *Adapter) snapshot() []*conn {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	out := make([]*conn, 0, len(a.conns))
-	for _, c := range a.conns {
-		out = append(out, c)
-	}
-	return out
-}
+func (a *Adapter) snapshot() []*conn { return a.conns.All() }
 
 // Shutdown tells every client {"type":"disconnect","reason":"server_restart",
 // "reconnect":true} so @rails/actioncable reconnects (to this node when it is
 // back, or another), and waits for those frames to be written or ctx to end.
 // New connections are refused the same way from now on.
 func (a *Adapter) Shutdown(ctx context.Context) {
-	a.mu.Lock()
-	if !a.shut {
-		a.shut = true
+	if a.conns.Shutdown(ctx, func(c *conn) <-chan struct{} { return c.closeWith(ReasonServerRestart, true) }) {
 		close(a.stopBeat)
-	}
-	a.mu.Unlock()
-	for _, c := range a.snapshot() {
-		select {
-		case <-c.closeWith(ReasonServerRestart, true):
-		case <-ctx.Done():
-			return
-		}
 	}
 }
 
 // ConnCount is the number of open, identified connections.
-func (a *Adapter) ConnCount() int {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	return len(a.conns)
-}
+func (a *Adapter) ConnCount() int { return a.conns.Len() }
 
 // rooms is the configured resolver, or the node's membership when it can
 // resolve uuids too.
@@ -324,10 +289,8 @@ func (a *Adapter) rooms() domain.RoomResolver {
 // revoke drops userID's subscriptions to channel at once (e.g. the member
 // was removed from a chat room).
 func (a *Adapter) revoke(userID, channel string) {
-	for _, c := range a.snapshot() {
-		if c.claims != nil && c.claims.Subject == userID {
-			c.revoke(channel)
-		}
+	for _, c := range a.conns.ByUser(userID) {
+		c.revoke(channel)
 	}
 }
 

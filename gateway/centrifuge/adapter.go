@@ -126,9 +126,7 @@ type Adapter struct {
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 
-	mu    sync.RWMutex
-	conns map[string]*conn // by client id
-	shut  bool
+	conns *gateway.Registry[*conn] // by client id, indexed by user
 }
 
 // New returns an adapter for node. Its namespaces' history options go to
@@ -142,7 +140,7 @@ func New(node *gateway.Node, cfg Config) (*Adapter, error) {
 	}
 	a := &Adapter{
 		node: node, cfg: cfg, res: newResolver(cfg.Channels), log: node.Log.With("proto", "centrifuge"),
-		conns: map[string]*conn{},
+		conns: gateway.NewRegistry[*conn](),
 		upgrader: websocket.Upgrader{
 			ReadBufferSize:  512,
 			WriteBufferSize: 512,
@@ -193,26 +191,12 @@ func (a *Adapter) serveWS(c echo.Context) error {
 		return nil // the upgrader already answered with an HTTP error
 	}
 	cn := newConn(a, ws)
-	a.mu.Lock()
-	if a.shut {
-		a.mu.Unlock()
+	if !a.conns.Add(cn.id, cn) {
 		cn.closeWith(DisconnectShutdown)
 		cn.readUntilClosed()
 		return nil
 	}
-	a.conns[cn.id] = cn
-	a.mu.Unlock()
-	// Read on a goroutine of our own and return: while the handler runs,
-	// net/http keeps its per-request bufio reader and writer alive (about
-	// 8 KB per idle connection).
-	go func() {
-		defer func() {
-			a.mu.Lock()
-			delete(a.conns, cn.id)
-			a.mu.Unlock()
-		}()
-		cn.run()
-	}()
+	a.conns.Run(cn.id, cn.run)
 	return nil
 }
 
@@ -238,41 +222,16 @@ func wantsProtobuf(r *http.Request) bool {
 // Shutdown closes every connection with 3001 so clients reconnect, and
 // waits for the close frames to be written or ctx to end.
 func (a *Adapter) Shutdown(ctx context.Context) {
-	a.mu.Lock()
-	a.shut = true
-	conns := make([]*conn, 0, len(a.conns))
-	for _, c := range a.conns {
-		conns = append(conns, c)
-	}
-	a.mu.Unlock()
-	for _, c := range conns {
-		select {
-		case <-c.closeWith(DisconnectShutdown):
-		case <-ctx.Done():
-			return
-		}
-	}
+	a.conns.Shutdown(ctx, func(c *conn) <-chan struct{} { return c.closeWith(DisconnectShutdown) })
 }
 
 // ConnCount is the number of open connections.
-func (a *Adapter) ConnCount() int {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	return len(a.conns)
-}
+func (a *Adapter) ConnCount() int { return a.conns.Len() }
 
 // revoke drops userID's subscriptions to a hub channel at once (a member
 // removed from a chat room), with an unsubscribe push.
 func (a *Adapter) revoke(userID, hub string) {
-	a.mu.RLock()
-	var targets []*conn
-	for _, c := range a.conns {
-		if c.userID() == userID {
-			targets = append(targets, c)
-		}
-	}
-	a.mu.RUnlock()
-	for _, c := range targets {
+	for _, c := range a.conns.ByUser(userID) {
 		c.revoke(hub)
 	}
 }

@@ -242,6 +242,7 @@ func (c *conn) connect(id uint32, req *protocol.ConnectRequest) bool {
 	c.ident = ident
 	c.userTaken = true
 	c.phase = phasePing
+	c.a.conns.SetUser(c.id, ident.user)
 	c.timer.Reset(c.a.cfg.PingInterval)
 	if !ident.expires.IsZero() {
 		c.expTimer = time.AfterFunc(ident.expires.Sub(now)+c.a.cfg.ExpiredCloseDelay, c.checkExpired)

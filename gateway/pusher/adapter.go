@@ -55,9 +55,7 @@ type Adapter struct {
 	upgrader websocket.Upgrader
 	cache    *lastEvents
 
-	mu    sync.RWMutex
-	conns map[string]*conn // by socket id
-	shut  bool
+	conns *gateway.Registry[*conn] // by socket id, indexed by signed-in user key
 
 	chMu  sync.Mutex
 	chans map[string]map[string]*chanStat // app id → Pusher channel → local subscriptions
@@ -88,7 +86,7 @@ func New(node *gateway.Node, cfg Config) (*Adapter, error) {
 	}
 	a := &Adapter{
 		node: node, cfg: cfg, log: node.Log.With("proto", "pusher"),
-		apps: map[string]*App{}, byID: map[string]*App{}, conns: map[string]*conn{},
+		apps: map[string]*App{}, byID: map[string]*App{}, conns: gateway.NewRegistry[*conn](),
 		chans: map[string]map[string]*chanStat{},
 		cache: newLastEvents(cfg.Now),
 		upgrader: websocket.Upgrader{
@@ -192,27 +190,13 @@ func (a *Adapter) serveWS(c echo.Context) error {
 		cn.readUntilClosed()
 		return nil
 	}
-	a.mu.Lock()
-	if a.shut {
-		a.mu.Unlock()
+	if !a.conns.Add(cn.id, cn) {
 		cn.closeWith(CodeGenericReconnect, "Server is shutting down")
 		cn.readUntilClosed()
 		return nil
 	}
-	a.conns[cn.id] = cn
-	a.mu.Unlock()
-	// Read on a goroutine of our own and return: while the handler runs,
-	// net/http keeps its per-request 4 KB bufio reader and writers alive
-	// (about 10 KB per idle connection, see BENCHMARKS.md). The connection
-	// uses nothing of the request after the upgrade.
-	go func() {
-		defer func() {
-			a.mu.Lock()
-			delete(a.conns, cn.id)
-			a.mu.Unlock()
-		}()
-		cn.run()
-	}()
+	// The connection uses nothing of the request after the upgrade.
+	a.conns.Run(cn.id, cn.run)
 	return nil
 }
 
@@ -220,37 +204,15 @@ func (a *Adapter) serveWS(c echo.Context) error {
 // another node, or to this one when it is back), and waits for the close
 // frames to be written or ctx to end.
 func (a *Adapter) Shutdown(ctx context.Context) {
-	a.mu.Lock()
-	a.shut = true
-	conns := make([]*conn, 0, len(a.conns))
-	for _, c := range a.conns {
-		conns = append(conns, c)
-	}
-	a.mu.Unlock()
-	dones := make([]<-chan struct{}, 0, len(conns))
-	for _, c := range conns {
-		dones = append(dones, c.closeWith(CodeGenericReconnect, "Server is restarting"))
-	}
-	for _, d := range dones {
-		select {
-		case <-d:
-		case <-ctx.Done():
-			return
-		}
-	}
+	a.conns.Shutdown(ctx, func(c *conn) <-chan struct{} { return c.closeWith(CodeGenericReconnect, "Server is restarting") })
 }
 
 // ConnCount is the number of open connections.
-func (a *Adapter) ConnCount() int {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	return len(a.conns)
-}
+func (a *Adapter) ConnCount() int { return a.conns.Len() }
 
 func (a *Adapter) connByID(socketID string) *conn {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	return a.conns[socketID]
+	c, _ := a.conns.Get(socketID)
+	return c
 }
 
 // userKey names a user in the node's shared per-user connection counter.
@@ -265,16 +227,12 @@ func (a *Adapter) userKey(app *App, user string) string {
 
 // revoke drops userID's subscriptions to a canonical channel at once.
 func (a *Adapter) revoke(userID, channel string) {
-	a.mu.RLock()
-	var targets []*conn
-	for _, c := range a.conns {
+	// A connection may hold several channels authorized for different
+	// members, so the member of each channel decides, not the sign-in.
+	for _, c := range a.conns.All() {
 		if c.userFor(channel) == userID {
-			targets = append(targets, c)
+			c.revoke(channel)
 		}
-	}
-	a.mu.RUnlock()
-	for _, c := range targets {
-		c.revoke(channel)
 	}
 }
 

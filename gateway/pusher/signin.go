@@ -48,6 +48,7 @@ func (c *conn) signin(d signinData) {
 	c.mu.Lock()
 	c.signedIn = id
 	c.mu.Unlock()
+	c.a.conns.SetUser(c.id, c.a.userKey(c.app, id))
 	c.w.Enqueue(encode(outFrame{Event: evSigninSuccess, Data: map[string]string{"user_data": d.UserData}}))
 }
 
@@ -87,20 +88,16 @@ func (a *Adapter) userAuth(c echo.Context) error {
 // with 4009 (as soketi does: pusher-js then stays disconnected until the
 // app reconnects it).
 func (a *Adapter) terminateLocal(appID, user string) {
-	a.mu.RLock()
-	var targets []*conn
-	for _, c := range a.conns {
-		if c.app.ID != appID {
-			continue
-		}
-		c.mu.Lock()
-		if c.signedIn == user {
-			targets = append(targets, c)
-		}
-		c.mu.Unlock()
+	app := a.byID[appID]
+	if app == nil {
+		return
 	}
-	a.mu.RUnlock()
-	for _, c := range targets {
-		c.closeWith(CodeUnauthorized, "You got disconnected by the app.")
+	for _, c := range a.conns.ByUser(a.userKey(app, user)) {
+		c.mu.Lock()
+		mine := c.app == app && c.signedIn == user
+		c.mu.Unlock()
+		if mine {
+			c.closeWith(CodeUnauthorized, "You got disconnected by the app.")
+		}
 	}
 }
