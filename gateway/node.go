@@ -3,6 +3,7 @@ package gateway
 import (
 	"log/slog"
 	"sync"
+	"time"
 
 	"switchboard/domain"
 )
@@ -73,6 +74,8 @@ func (n *Node) EnableCluster(id string, bus Bus) error {
 		}
 	}
 	n.Presence.peers, n.Users.peers, n.Occupancy.peers, n.Peers = p, p, p, p
+	gone := &departures{grace: PresenceGrace, present: p.presentAnywhere, fire: p.onPresence, pending: map[[2]string]*time.Timer{}}
+	n.Presence.gone, p.gone = gone, gone
 	return p.start()
 }
 

@@ -56,6 +56,8 @@ type Peers struct {
 	onOccupancy func(key string, before, after int)
 	// localOcc is this node's own count of key.
 	localOcc func(key string) int
+	// gone holds back the last departures for PresenceGrace.
+	gone *departures
 }
 
 type peer struct {
@@ -214,20 +216,43 @@ func (p *Peers) dropped(dead []*peer) {
 	for _, n := range dead {
 		p.occupancyMoved(n.occ, nil)
 	}
+	// No grace here: the node has been silent for PeerTTL already, and its
+	// users' clients have reconnected elsewhere by then if they could.
 	for _, n := range dead {
 		for hub, conns := range n.presence {
 			for conn, m := range conns {
-				p.announceLeave(hub, conn, m)
+				if p.onPresence != nil {
+					p.onPresence(hub, conn, m, false, !p.presentAnywhere(hub, m.UserID))
+				}
 			}
 		}
 	}
 }
 
-// announce tells the adapters that a remote connection left hub.
+// announceLeave tells the adapters that a remote connection left hub; the
+// user's departure itself waits for the grace (departures).
 func (p *Peers) announceLeave(hub, conn string, m Member) {
-	if p.onPresence != nil {
-		p.onPresence(hub, conn, m, false, !p.presentAnywhere(hub, m.UserID))
+	if p.onPresence == nil {
+		return
 	}
+	gone := !p.presentAnywhere(hub, m.UserID)
+	if gone && p.gone != nil {
+		p.gone.leave(hub, conn, m)
+		gone = false
+	}
+	p.onPresence(hub, conn, m, false, gone)
+}
+
+// announceJoin tells the adapters that a remote connection joined hub;
+// was says whether the user was on hub anywhere before.
+func (p *Peers) announceJoin(hub, conn string, m Member, was bool) {
+	if p.onPresence == nil {
+		return
+	}
+	if !was && p.gone != nil && p.gone.rejoin(hub, m.UserID) {
+		was = true // back within the grace: never left
+	}
+	p.onPresence(hub, conn, m, true, !was)
 }
 
 // presentAnywhere reports whether user is on hub on this node or another.
@@ -349,9 +374,7 @@ func (p *Peers) applyChange(m peerMsg, now time.Time) {
 		}
 		cs[m.Conn] = *m.Member
 		p.mu.Unlock()
-		if p.onPresence != nil {
-			p.onPresence(m.Channel, m.Conn, *m.Member, true, !was)
-		}
+		p.announceJoin(m.Channel, m.Conn, *m.Member, was)
 	case "leave":
 		p.mu.Lock()
 		mem, ok := n.presence[m.Channel][m.Conn]
@@ -396,7 +419,7 @@ func (p *Peers) applySnap(id string, s peerSnap, now time.Time) {
 	for hub, conns := range s.Presence {
 		for conn, m := range conns {
 			if _, had := old[hub][conn]; !had {
-				p.onPresence(hub, conn, m, true, !p.userElsewhere(hub, m.UserID, id, old))
+				p.announceJoin(hub, conn, m, p.userElsewhere(hub, m.UserID, id, old))
 			}
 		}
 	}

@@ -125,11 +125,55 @@ func TestClusterPresenceOncePerUser(t *testing.T) {
 	if e := nextEvent(t, bEvents); e.userChanged {
 		t.Fatalf("b heard u1 leave while its own connection stays: %+v", e)
 	}
-	if _, last, _ := b.Presence.Leave(hub, "b1"); !last {
-		t.Fatal("u1's last connection: last = false")
+	// The last connection leaves: nobody hears it before the grace (a
+	// reload would be back by then), both nodes hear it after.
+	left := time.Now()
+	if _, last, _ := b.Presence.Leave(hub, "b1"); last {
+		t.Fatal("last = true at once: the departure must wait for the grace")
 	}
-	if e := nextEvent(t, aEvents); e != (presenceEvent{hub, "u1", false, true}) {
-		t.Fatalf("a heard %+v, want u1 gone", e)
+	if e := nextEvent(t, aEvents); e != (presenceEvent{hub, "u1", false, false}) {
+		t.Fatalf("a heard %+v, want the connection's leave only", e)
+	}
+	for _, ch := range []chan presenceEvent{aEvents, bEvents} {
+		if e := nextEvent(t, ch); e != (presenceEvent{hub, "u1", false, true}) {
+			t.Fatalf("heard %+v, want u1 gone", e)
+		}
+	}
+	if d := time.Since(left); d < PresenceGrace-100*time.Millisecond {
+		t.Fatalf("departure announced after %v, before the grace", d)
+	}
+}
+
+// A reload within the grace (the last connection leaves on one node, the
+// user's new one joins on another) announces nothing to anyone.
+func TestClusterPresenceReloadDoesNotFlap(t *testing.T) {
+	bus := &memBus{}
+	a, aEvents := clusterNode(t, bus, "a")
+	b, bEvents := clusterNode(t, bus, "b")
+	c, cEvents := clusterNode(t, bus, "c")
+	const hub = "presence-room"
+	c.Presence.Join(hub, "c1", Member{UserID: "watcher"})
+	nextEvent(t, aEvents)
+	nextEvent(t, bEvents)
+	a.Presence.Join(hub, "a1", Member{UserID: "u"})
+	nextEvent(t, bEvents)
+	nextEvent(t, cEvents)
+	if _, last, _ := a.Presence.Leave(hub, "a1"); last {
+		t.Fatal("last = true during the grace")
+	}
+	if first := b.Presence.Join(hub, "b1", Member{UserID: "u"}); first {
+		t.Fatal("the reloaded tab counts as a new member")
+	}
+	deadline := time.After(PresenceGrace + 1500*time.Millisecond)
+	for {
+		select {
+		case e := <-cEvents:
+			if e.userChanged {
+				t.Fatalf("the watcher's node announced %+v during a reload", e)
+			}
+		case <-deadline:
+			return
+		}
 	}
 }
 

@@ -23,6 +23,8 @@ type Presence struct {
 	mu    sync.Mutex
 	chans map[string]*presenceSet
 	peers *Peers // nil on a single node
+	// gone holds back the last departures for PresenceGrace (cluster mode).
+	gone *departures
 }
 
 type presenceSet struct {
@@ -71,6 +73,9 @@ func (p *Presence) Join(channel, connID string, m Member) (first bool) {
 		first = first && !p.peers.remoteHasUser(channel, m.UserID)
 		p.peers.joined(channel, connID, m)
 	}
+	if first && p.gone != nil && p.gone.rejoin(channel, m.UserID) {
+		first = false // back within the grace: never left
+	}
 	return first
 }
 
@@ -91,6 +96,10 @@ func (p *Presence) Leave(channel, connID string) (m Member, last, ok bool) {
 	if p.peers != nil {
 		last = last && !p.peers.remoteHasUser(channel, m.UserID)
 		p.peers.left(channel, connID)
+	}
+	if last && p.gone != nil {
+		p.gone.leave(channel, connID, m) // announced after the grace, if still gone
+		last = false
 	}
 	return m, last, true
 }

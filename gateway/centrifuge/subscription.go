@@ -230,7 +230,10 @@ var _ gateway.MultiSubscriber = (*subscription)(nil)
 
 // remotePresence pushes the join or leave of a connection of another node
 // (cluster mode) to this node's subscribers of channels with join_leave.
-func (a *Adapter) remotePresence(hub, conn string, m gateway.Member, joined, _ bool) {
+func (a *Adapter) remotePresence(hub, conn string, m gateway.Member, joined, userChanged bool) {
+	if !joined && userChanged {
+		return // the user's departure after the grace: each connection's leave went out when it happened
+	}
 	seen := map[string]bool{}
 	for _, sub := range a.node.Hub.Subscribers(hub) {
 		s, ok := sub.(*subscription)
