@@ -773,3 +773,46 @@ func formAuth(t *testing.T, n *clusterNode, path, token string, vals url.Values,
 	defer res.Body.Close()
 	_ = json.NewDecoder(res.Body).Decode(out)
 }
+
+// A Pusher client event sent on node A reaches a subscriber on node B (it
+// does not go through the outbox), with the sender's user id, and is not
+// echoed to the sender.
+func TestClusterClientEvents(t *testing.T) {
+	_, _, ns, _ := newCluster(t, 2)
+	const room = "presence-chat.lobby"
+	a, _ := pusherPresence(t, ns[0], mint(t, "7", []string{"demo"}, false), room)
+	b, _ := pusherPresence(t, ns[1], mint(t, "8", []string{"demo"}, false), room)
+	nextPusher(t, a, "pusher_internal:member_added")
+	if err := a.WriteJSON(map[string]any{"event": "client-typing", "channel": room, "data": map[string]any{"typing": true}}); err != nil {
+		t.Fatal(err)
+	}
+	_ = b.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		var f struct {
+			Event   string `json:"event"`
+			Channel string `json:"channel"`
+			UserID  string `json:"user_id"`
+			Data    string `json:"data"`
+		}
+		if err := b.ReadJSON(&f); err != nil {
+			t.Fatalf("client event did not reach B: %v", err)
+		}
+		if f.Event != "client-typing" {
+			continue
+		}
+		if f.Channel != room || f.UserID != "7" || f.Data != `{"typing":true}` {
+			t.Fatalf("client event on B: %+v", f)
+		}
+		break
+	}
+	_ = a.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	for {
+		var f pusherFrame
+		if err := a.ReadJSON(&f); err != nil {
+			return // quiet: not echoed
+		}
+		if f.Event == "client-typing" {
+			t.Fatal("client event echoed to its sender")
+		}
+	}
+}
