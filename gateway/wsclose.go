@@ -101,3 +101,27 @@ func Linger(ws *websocket.Conn, rest io.Reader, sent <-chan struct{}) {
 	case <-t.C:
 	}
 }
+
+// ReadLoop is the read side every protocol adapter shares: it reads
+// messages of at most limit bytes until the connection ends and hands each
+// to handle, which returns false to stop reading. A larger message is
+// answered with a 1009 close frame carrying tooBig (queued on w behind what
+// is already queued) while the rest of it is drained (Linger), and ReadLoop
+// returns ErrMessageTooBig; otherwise it returns the read error that ended
+// the connection (nil when handle stopped it).
+func ReadLoop(ws *websocket.Conn, w *Writer, limit int, tooBig string, handle func(data []byte) bool) error {
+	for {
+		data, rest, err := ReadMessage(ws, limit)
+		if errors.Is(err, ErrMessageTooBig) {
+			done := w.CloseWith(CloseFrame(CloseTooBig, tooBig))
+			Linger(ws, rest, done)
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		if !handle(data) {
+			return nil
+		}
+	}
+}

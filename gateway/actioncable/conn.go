@@ -127,25 +127,19 @@ func (c *conn) run(ctx context.Context) {
 		t := time.AfterFunc(time.Until(exp.Time), func() { c.closeWith(ReasonTokenExpired, true) })
 		defer t.Stop()
 	}
-	for {
-		data, rest, err := gateway.ReadMessage(c.ws, maxMessageSize)
-		if errors.Is(err, gateway.ErrMessageTooBig) {
-			// Rails (websocket-driver) closes with 1009 and sends no
-			// disconnect message; the client reconnects as after any drop.
-			c.a.log.Debug("message too big", "conn", c.id)
-			done := c.w.CloseWith(gateway.CloseFrame(gateway.CloseTooBig, "Message too big"))
-			gateway.Linger(c.ws, rest, done)
-			return
-		}
-		if err != nil {
-			var ne interface{ Timeout() bool }
-			if errors.As(err, &ne) && ne.Timeout() {
-				c.a.log.Debug("idle connection dropped", "conn", c.id)
-			}
-			return
-		}
+	// Rails (websocket-driver) closes a message too big with 1009 and sends
+	// no disconnect message; the client reconnects as after any drop.
+	err := gateway.ReadLoop(c.ws, c.w, maxMessageSize, "Message too big", func(data []byte) bool {
 		c.touch()
 		c.handle(ctx, data)
+		return true
+	})
+	var ne interface{ Timeout() bool }
+	switch {
+	case errors.Is(err, gateway.ErrMessageTooBig):
+		c.a.log.Debug("message too big", "conn", c.id)
+	case errors.As(err, &ne) && ne.Timeout():
+		c.a.log.Debug("idle connection dropped", "conn", c.id)
 	}
 }
 

@@ -96,26 +96,16 @@ func (c *conn) run() {
 	in := gateway.NewInbox(c.handleFrame)
 	defer c.cleanup()
 	defer in.Wait() // no command may subscribe after cleanup
-	for {
-		if c.stopped.Load() {
-			return
-		}
-		// gateway.ReadMessage, not gorilla's SetReadLimit: see there.
-		data, rest, err := gateway.ReadMessage(c.ws, c.a.cfg.MaxFrameSize)
-		if errors.Is(err, gateway.ErrMessageTooBig) {
-			// centrifuge-js maps 1009 to "message size limit exceeded" and
-			// does not reconnect, as with Centrifugo. The close frame is
-			// queued directly, not through closeWith, whose timer could
-			// drop the socket while Linger still reads the client's rest.
-			c.a.log.Debug("message too big", "client", c.id)
-			done := c.w.CloseWith(gateway.CloseFrame(gateway.CloseTooBig, "message size limit exceeded"))
-			gateway.Linger(c.ws, rest, done)
-			return
-		}
-		if err != nil {
-			return
-		}
+	// centrifuge-js maps 1009 to "message size limit exceeded" and does not
+	// reconnect, as with Centrifugo. The close frame is queued directly,
+	// not through closeWith, whose timer could drop the socket while the
+	// rest of the message is still being drained.
+	err := gateway.ReadLoop(c.ws, c.w, c.a.cfg.MaxFrameSize, "message size limit exceeded", func(data []byte) bool {
 		in.Push(data)
+		return !c.stopped.Load()
+	})
+	if errors.Is(err, gateway.ErrMessageTooBig) {
+		c.a.log.Debug("message too big", "client", c.id)
 	}
 }
 

@@ -155,22 +155,16 @@ func (c *conn) run() {
 	in := gateway.NewInbox(c.handle)
 	defer c.cleanup()
 	defer in.Wait() // no command may subscribe after cleanup
-	for {
-		data, rest, err := gateway.ReadMessage(c.ws, maxMessageSize)
-		if errors.Is(err, gateway.ErrMessageTooBig) {
-			// Pusher has no error code for this, so no pusher:error; on
-			// the WebSocket's 1009 pusher-js reconnects after a second, as
-			// after any close below 4000 but 1002-1004.
-			c.a.log.Debug("message too big", "socket_id", c.id)
-			done := c.w.CloseWith(gateway.CloseFrame(gateway.CloseTooBig, "Message too big"))
-			gateway.Linger(c.ws, rest, done)
-			return
-		}
-		if err != nil {
-			return
-		}
+	// Pusher has no error code for a message too big, so no pusher:error;
+	// on the WebSocket's 1009 pusher-js reconnects after a second, as after
+	// any close below 4000 but 1002-1004.
+	err := gateway.ReadLoop(c.ws, c.w, maxMessageSize, "Message too big", func(data []byte) bool {
 		c.touch()
 		in.Push(data)
+		return true
+	})
+	if errors.Is(err, gateway.ErrMessageTooBig) {
+		c.a.log.Debug("message too big", "socket_id", c.id)
 	}
 }
 
