@@ -42,6 +42,10 @@ type Config struct {
 	// Now is the clock of HTTP API timestamp checks and cache expiry; nil
 	// means time.Now.
 	Now func() time.Time
+	// SubscriptionCountThrottle is the window within which
+	// subscription_count updates of channels with more than 100
+	// subscribers are coalesced into one. Zero means 5s (Pusher's).
+	SubscriptionCountThrottle time.Duration
 }
 
 // Adapter serves Pusher clients on a gateway node.
@@ -65,6 +69,9 @@ type Adapter struct {
 type chanStat struct {
 	subs      int
 	lastCount time.Time // last subscription_count broadcast (throttling)
+	// countDue is set while a throttled subscription_count is scheduled for
+	// the end of the window (it sends the count of that moment).
+	countDue bool
 }
 
 // New returns an adapter for node.
@@ -83,6 +90,9 @@ func New(node *gateway.Node, cfg Config) (*Adapter, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.SubscriptionCountThrottle == 0 {
+		cfg.SubscriptionCountThrottle = 5 * time.Second
 	}
 	a := &Adapter{
 		node: node, cfg: cfg, log: node.Log.With("proto", "pusher"),
@@ -190,7 +200,18 @@ func (a *Adapter) serveWS(c echo.Context) error {
 		cn.readUntilClosed()
 		return nil
 	}
+	if !app.enabledOn() {
+		cn.closeWith(CodeAppDisabled, "The app is not enabled.")
+		cn.readUntilClosed()
+		return nil
+	}
+	if !cn.acquireAppSlot() {
+		cn.closeWith(CodeOverQuota, "Application is over connection quota: at most "+itoa(app.connLimit())+" connections")
+		cn.readUntilClosed()
+		return nil
+	}
 	if !a.conns.Add(cn.id, cn) {
+		cn.releaseAppSlot()
 		cn.closeWith(CodeGenericReconnect, "Server is shutting down")
 		cn.readUntilClosed()
 		return nil
@@ -300,21 +321,26 @@ func (a *Adapter) occupancyChanged(c gateway.OccupancyChange) {
 	a.subscriptionCount(app, name, hubChannel(app, name))
 }
 
-// subscriptionCountThrottle spaces subscription_count broadcasts on
-// channels with more than subscriptionCountBusy subscribers, as Pusher does.
-const (
-	subscriptionCountBusy     = 100
-	subscriptionCountThrottle = 5 * time.Second
-)
+// subscriptionCountBusy is the subscriber count above which
+// subscription_count broadcasts are throttled to one per throttle window
+// (Config.SubscriptionCountThrottle, 5 s), as Pusher does.
+const subscriptionCountBusy = 100
 
 // subscriptionCount tells a channel's subscribers how many there are, for
-// apps that enable it.
+// apps that enable it. On a busy channel (more than subscriptionCountBusy
+// subscribers) changes within the throttle window of the last broadcast are
+// coalesced, never dropped: one broadcast is scheduled for the window's end
+// and sends the count of that moment, so every subscriber sees the final
+// count within the window.
 func (a *Adapter) subscriptionCount(app *App, name, hub string) {
 	if !app.SubscriptionCount {
 		return
 	}
-	n := a.subscriptions(app, name)
+	// The count is read and sent under chMu, so concurrent changes reach
+	// every subscriber in order: a stale count never overtakes a newer one.
 	a.chMu.Lock()
+	defer a.chMu.Unlock()
+	n := a.subscriptions(app, name)
 	st := a.chans[app.ID][name]
 	if st == nil && n > subscriptionCountBusy {
 		// Only other nodes' subscribers: throttle by an entry of its own.
@@ -325,14 +351,38 @@ func (a *Adapter) subscriptionCount(app *App, name, hub string) {
 		a.chans[app.ID][name] = st
 	}
 	if st != nil {
+		if st.countDue {
+			// A broadcast is scheduled already; it will carry this change.
+			return
+		}
 		now := a.cfg.Now()
-		if n > subscriptionCountBusy && now.Sub(st.lastCount) < subscriptionCountThrottle {
-			a.chMu.Unlock()
+		if wait := a.cfg.SubscriptionCountThrottle - now.Sub(st.lastCount); n > subscriptionCountBusy && wait > 0 {
+			st.countDue = true
+			time.AfterFunc(wait, func() { a.flushSubscriptionCount(app, name, hub, st) })
 			return
 		}
 		st.lastCount = now
 	}
-	a.chMu.Unlock()
+	a.sendSubscriptionCount(name, hub, n)
+}
+
+// flushSubscriptionCount is the coalesced broadcast scheduled by
+// subscriptionCount at the end of a throttle window.
+func (a *Adapter) flushSubscriptionCount(app *App, name, hub string, st *chanStat) {
+	a.chMu.Lock()
+	defer a.chMu.Unlock()
+	st.countDue = false
+	st.lastCount = a.cfg.Now()
+	if st.subs <= 0 && a.chans[app.ID][name] == st {
+		// An entry of remote subscribers only: do not keep it forever.
+		delete(a.chans[app.ID], name)
+	}
+	a.sendSubscriptionCount(name, hub, a.subscriptions(app, name))
+}
+
+// sendSubscriptionCount enqueues the count to this node's subscribers of
+// name (enqueueing never blocks); the caller holds chMu.
+func (a *Adapter) sendSubscriptionCount(name, hub string, n int) {
 	if n == 0 {
 		return
 	}
@@ -350,14 +400,45 @@ func (a *Adapter) intercept(m *gateway.Message) {
 		return
 	}
 	appID, name, ok := splitHub(m.Channel)
-	if !ok || m.From != nil || !classify(name).cache {
+	if !ok || m.From != nil {
+		return
+	}
+	ci := classify(name)
+	if !ci.cache && !ci.user {
 		return
 	}
 	app := a.byID[appID]
 	if app == nil {
 		return
 	}
+	if ci.user {
+		a.toSignedIn(app, name, m)
+		return
+	}
 	a.cache.store(m, app.CacheTTL)
+}
+
+// toSignedIn delivers an event on #server-to-user-{id} (sendToUser) to
+// every connection of this node signed in as that user, whether or not it
+// has subscribed to the channel yet: pusher-js subscribes only after
+// signin_success, and an event sent right after would otherwise be lost
+// (Pusher and soketi deliver to signed-in sockets). The subscriptions
+// themselves skip these events (subscription.skip), so a subscribed socket
+// gets each one once.
+func (a *Adapter) toSignedIn(app *App, name string, m *gateway.Message) {
+	user := strings.TrimPrefix(name, userChannelPrefix)
+	key := "pusher:" + name
+	for _, c := range a.conns.ByUser(a.userKey(app, user)) {
+		if c.id == m.ExceptConn {
+			continue
+		}
+		c.mu.Lock()
+		mine := c.app == app && c.signedIn == user && !c.closed
+		c.mu.Unlock()
+		if mine {
+			c.w.Deliver(m, m.Frame(key, func(m *gateway.Message) []byte { return eventFrame(name, m) }))
+		}
+	}
 }
 
 func newSocketID() string {

@@ -30,6 +30,10 @@ const (
 	DefaultCacheTTL                = 30 * time.Minute
 	DefaultActivityTimeout         = 30 * time.Second
 	DefaultMaxTimestampSkewSeconds = 600
+	// DefaultUserAuthenticationTimeout is how long a connection of an app
+	// with EnableUserAuthentication may stay without signing in or
+	// subscribing to a private/presence channel (soketi's default too).
+	DefaultUserAuthenticationTimeout = 30 * time.Second
 )
 
 // DefaultAuthPrefixes are the non-canonical private/presence channels that
@@ -48,6 +52,10 @@ type App struct {
 	ID     string
 	Key    string
 	Secret string
+	// Enabled switches the app on (nil means enabled). A disabled app's
+	// WebSocket connections get pusher:error 4003 and close 4003; its HTTP
+	// API calls are refused with 403.
+	Enabled *bool
 	// EncryptionMasterKey (base64 of 32 bytes) enables private-encrypted-*
 	// channels: the auth endpoint derives each channel's shared_secret from it.
 	EncryptionMasterKey string
@@ -71,7 +79,16 @@ type App struct {
 	MaxEventDataSize              int // bytes of an HTTP API event's data
 	MaxEventChannels              int // channels per HTTP API event
 	MaxBatchSize                  int // events per batch_events call
-	MaxEventNameLength            int
+	MaxEventNameLength            int // HTTP API events and client events
+	// MaxConnections caps the app's concurrent connections in the cluster
+	// (0 or -1: no cap); the connection over it gets pusher:error 4004 and
+	// close 4004.
+	MaxConnections int
+	// EnableUserAuthentication closes connections that neither sign in nor
+	// subscribe to a private/presence channel within
+	// UserAuthenticationTimeout (zero means 30s) with 4009.
+	EnableUserAuthentication  bool
+	UserAuthenticationTimeout time.Duration
 
 	masterKey []byte // decoded EncryptionMasterKey
 	// canonical is set on the default app only: its private-/presence-
@@ -106,6 +123,9 @@ func (a *App) setDefaults() {
 	if a.AuthPrefixes == nil {
 		a.AuthPrefixes = DefaultAuthPrefixes
 	}
+	if a.EnableUserAuthentication && a.UserAuthenticationTimeout == 0 {
+		a.UserAuthenticationTimeout = DefaultUserAuthenticationTimeout
+	}
 }
 
 // Validate reports every problem with the app at once, and decodes the
@@ -132,7 +152,10 @@ func (a *App) Validate() error {
 			break
 		}
 	}
-	if a.ActivityTimeout < 0 || a.CacheTTL < 0 {
+	if a.MaxConnections < -1 {
+		errs = append(errs, fmt.Errorf("pusher app %q: max_connections must be -1 (no limit), 0 (no limit) or positive", a.ID))
+	}
+	if a.ActivityTimeout < 0 || a.CacheTTL < 0 || a.UserAuthenticationTimeout < 0 {
 		errs = append(errs, fmt.Errorf("pusher app %q: durations must not be negative", a.ID))
 	}
 	if a.EncryptionMasterKey != "" {
@@ -145,6 +168,12 @@ func (a *App) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// enabledOn reports whether the app is enabled.
+func (a *App) enabledOn() bool { return a.Enabled == nil || *a.Enabled }
+
+// connLimit is the app's connection cap, or 0 for none.
+func (a *App) connLimit() int { return max(a.MaxConnections, 0) }
 
 // clientEventsOn reports whether the app accepts client-* events.
 func (a *App) clientEventsOn() bool { return a.ClientEvents == nil || *a.ClientEvents }

@@ -35,6 +35,10 @@ type appSpec struct {
 	MaxEventChannels              int      `json:"max_event_channels" yaml:"max_event_channels"`
 	MaxBatchSize                  int      `json:"max_batch_size" yaml:"max_batch_size"`
 	MaxEventNameLength            int      `json:"max_event_name_length" yaml:"max_event_name_length"`
+	Enabled                       *bool    `json:"enabled" yaml:"enabled"`
+	MaxConnections                int      `json:"max_connections" yaml:"max_connections"`
+	EnableUserAuthentication      bool     `json:"enable_user_authentication" yaml:"enable_user_authentication"`
+	UserAuthenticationTimeout     int      `json:"user_authentication_timeout" yaml:"user_authentication_timeout"`
 }
 
 type appsFile struct {
@@ -57,6 +61,10 @@ func (s appSpec) app() App {
 		MaxEventChannels:              s.MaxEventChannels,
 		MaxBatchSize:                  s.MaxBatchSize,
 		MaxEventNameLength:            s.MaxEventNameLength,
+		Enabled:                       s.Enabled,
+		MaxConnections:                s.MaxConnections,
+		EnableUserAuthentication:      s.EnableUserAuthentication,
+		UserAuthenticationTimeout:     time.Duration(s.UserAuthenticationTimeout) * time.Second,
 	}
 }
 

@@ -23,6 +23,10 @@ func (c *conn) clientEvent(f inFrame) {
 		reject(CodeClientEvent, "The app does not have client messaging enabled.")
 		return
 	}
+	if len(f.Event) > c.app.MaxEventNameLength {
+		reject(CodeClientEvent, "Event name is too long: at most "+itoa(c.app.MaxEventNameLength)+" characters")
+		return
+	}
 	info := classify(f.Channel)
 	switch {
 	case !info.private || info.user:

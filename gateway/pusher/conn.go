@@ -28,6 +28,9 @@ type conn struct {
 	lastSeen atomic.Int64 // unix nanos of the last frame received
 	pinged   atomic.Bool
 	timer    *time.Timer
+	// appSlot is set while the connection counts towards its app's
+	// max_connections (see acquireAppSlot).
+	appSlot atomic.Bool
 
 	mu   sync.Mutex
 	subs map[string]*subscription // by Pusher channel name
@@ -42,6 +45,12 @@ type conn struct {
 	sent    []time.Time
 	sentIdx int
 	closed  bool
+	// authTimer closes the connection with 4009 when the app enables user
+	// authentication and the connection has neither signed in nor
+	// subscribed to a private/presence channel in time; authorized is set
+	// once it has.
+	authTimer  *time.Timer
+	authorized bool
 }
 
 // subscription is the hub Subscriber for one channel of one connection.
@@ -62,10 +71,12 @@ type subscription struct {
 func (s *subscription) ConnID() string { return s.c.id }
 
 // skip reports a message this subscription must not send: an adapter
-// instruction (terminate; the interceptor handles it) or the cache event
-// it already got on subscribe.
+// instruction (terminate; the interceptor handles it), an event on
+// #server-to-user-{id} (the interceptor delivers those to the user's
+// signed-in connections, subscribed or not: Adapter.toSignedIn) or the
+// cache event it already got on subscribe.
 func (s *subscription) skip(m *gateway.Message) bool {
-	return (m.Tags != nil && m.Tags[tagControl] != "") || m == s.replayed ||
+	return s.info.user || (m.Tags != nil && m.Tags[tagControl] != "") || m == s.replayed ||
 		(m.Offset != 0 && m.Offset <= s.replayedOffset)
 }
 
@@ -149,6 +160,11 @@ func (c *conn) run() {
 	c.w.Enqueue(encode(outFrame{Event: evConnectionEstablished,
 		Data: jsonString(map[string]any{"socket_id": c.id, "activity_timeout": activity})}))
 	c.timer = time.AfterFunc(c.app.ActivityTimeout, c.checkIdle)
+	if c.app.EnableUserAuthentication {
+		c.mu.Lock()
+		c.authTimer = time.AfterFunc(c.app.UserAuthenticationTimeout, c.authTimeout)
+		c.mu.Unlock()
+	}
 	// Commands run off the read loop (see gateway.Inbox): this goroutine
 	// lives as long as the connection, and a small stack is most of an
 	// idle connection's cost.
@@ -192,8 +208,61 @@ func (c *conn) checkIdle() {
 	c.timer.Reset(c.app.ActivityTimeout - idle%c.app.ActivityTimeout)
 }
 
+// authTimeout closes a connection of an app with user authentication that
+// did not authorize itself in time (soketi's wording). A timer per
+// connection costs no goroutine while it waits.
+func (c *conn) authTimeout() {
+	c.mu.Lock()
+	skip := c.closed || c.authorized
+	c.mu.Unlock()
+	if !skip {
+		c.closeWith(CodeUnauthorized, "Connection not authorized within timeout.")
+	}
+}
+
+// markAuthorized records a successful signin or private/presence
+// subscription: the user-authentication timeout no longer applies.
+func (c *conn) markAuthorized() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.authorized = true
+	if c.authTimer != nil {
+		c.authTimer.Stop()
+	}
+}
+
+// appConnsKey names the cluster-wide connection count of an app in
+// gateway.Occupancy (see App.MaxConnections).
+func appConnsKey(app *App) string { return "pusher-conns/" + app.ID }
+
+// acquireAppSlot counts the connection towards its app's max_connections,
+// cluster-wide; false means the app is full (nothing is held then).
+func (c *conn) acquireAppSlot() bool {
+	limit := c.app.connLimit()
+	if limit == 0 {
+		return true
+	}
+	if n := c.a.node.Occupancy.Add(appConnsKey(c.app), +1); n > limit {
+		c.a.node.Occupancy.Add(appConnsKey(c.app), -1)
+		return false
+	}
+	c.appSlot.Store(true)
+	return true
+}
+
+// releaseAppSlot gives back the slot of acquireAppSlot, once.
+func (c *conn) releaseAppSlot() {
+	if c.appSlot.CompareAndSwap(true, false) {
+		c.a.node.Occupancy.Add(appConnsKey(c.app), -1)
+	}
+}
+
 func (c *conn) handle(raw []byte) {
 	f, err := decodeFrame(raw)
+	if errors.Is(err, errLongEvent) && strings.HasPrefix(f.Event, clientEventPrefix) {
+		// The app's max_event_name_length decides (clientEvent).
+		err = nil
+	}
 	if err != nil {
 		c.w.Enqueue(errorFrame(CodeGenericReconnect, "Invalid message format"))
 		return
@@ -356,6 +425,9 @@ func (c *conn) cleanup() {
 	}
 	c.mu.Lock()
 	c.closed = true
+	if c.authTimer != nil {
+		c.authTimer.Stop()
+	}
 	names := make([]string, 0, len(c.subs))
 	for name := range c.subs {
 		names = append(names, name)
@@ -373,6 +445,7 @@ func (c *conn) cleanup() {
 	for k := range keys {
 		c.a.node.Users.Release(k, c.id)
 	}
+	c.releaseAppSlot()
 	c.w.CloseWith(nil)
 	_ = c.ws.NetConn().Close()
 }

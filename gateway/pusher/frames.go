@@ -35,6 +35,7 @@ const (
 // reconnecting).
 const (
 	CodeAppNotFound      = 4001
+	CodeAppDisabled      = 4003
 	CodeOverQuota        = 4004
 	CodeUnauthorized     = 4009
 	CodeOverCapacity     = 4100
@@ -59,6 +60,10 @@ type inFrame struct {
 // client message.
 var errBadFrame = errors.New("pusher: invalid message format")
 
+// errLongEvent is a well-formed frame whose event name is longer than
+// maxFrameEventLength; decodeFrame returns the frame with it.
+var errLongEvent = errors.New("pusher: event name too long")
+
 // decodeFrame parses one client text frame: a JSON object with a non-empty
 // string "event" (≤ 200 bytes), an optional string "channel" and any "data".
 func decodeFrame(raw []byte) (inFrame, error) {
@@ -70,11 +75,16 @@ func decodeFrame(raw []byte) (inFrame, error) {
 	if err := json.Unmarshal(raw, &f); err != nil {
 		return inFrame{}, errBadFrame
 	}
-	if f.Event == "" || len(f.Event) > maxFrameEventLength {
+	if f.Event == "" {
 		return inFrame{}, errBadFrame
 	}
 	if string(f.Data) == "null" {
 		f.Data = nil
+	}
+	if len(f.Event) > maxFrameEventLength {
+		// Still a well-formed frame: a client event may be allowed a
+		// longer name by its app (max_event_name_length), see conn.handle.
+		return f, errLongEvent
 	}
 	return f, nil
 }

@@ -57,6 +57,9 @@ func (a *Adapter) apiAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		if err := verifySignature(app, r.Method, r.URL.Path, r.URL.Query(), body, a.cfg.Now()); err != nil {
 			return err
 		}
+		if !app.enabledOn() {
+			return &domain.Error{Status: http.StatusForbidden, Code: "app_disabled", Message: "app " + truncate(app.ID, 64) + " is disabled"}
+		}
 		c.Set(ctxApp, app)
 		return next(c)
 	}
@@ -187,7 +190,10 @@ func (a *Adapter) channelInfo(app *App, name string, attrs []string) map[string]
 		case at == "user_count" && ci.presence:
 			_, users := a.node.Presence.Count(hubChannel(app, name))
 			out["user_count"] = users
-		case at == "subscription_count" && !ci.presence:
+		case at == "subscription_count":
+			// Presence channels too: Pusher's SDKs ask for it there
+			// (pusher-http-php's README); it counts subscriptions (a user
+			// with two connections counts twice), user_count counts users.
 			out["subscription_count"] = a.subscriptions(app, name)
 		}
 	}
@@ -320,8 +326,6 @@ func (a *Adapter) apiChannel(c echo.Context) error {
 		switch {
 		case at == "user_count" && !ci.presence:
 			return domain.BadRequest("user_count is only available for presence channels")
-		case at == "subscription_count" && ci.presence:
-			return domain.BadRequest("subscription_count is not available for presence channels (use user_count)")
 		case at == "cache" && !ci.cache:
 			return domain.BadRequest("cache is only available for cache channels")
 		}

@@ -48,8 +48,12 @@ func (c *conn) signin(d signinData) {
 	c.mu.Lock()
 	c.signedIn = id
 	c.mu.Unlock()
-	c.a.conns.SetUser(c.id, c.a.userKey(c.app, id))
+	c.markAuthorized()
+	// signin_success first: once indexed under the user, the connection
+	// receives sendToUser events (Adapter.toSignedIn), and pusher-js only
+	// handles them after signin_success.
 	c.w.Enqueue(encode(outFrame{Event: evSigninSuccess, Data: map[string]string{"user_data": d.UserData}}))
+	c.a.conns.SetUser(c.id, c.a.userKey(c.app, id))
 }
 
 type userAuthResponse struct {

@@ -103,6 +103,9 @@ func (c *conn) subscribe(d subscribeData) {
 	}
 	c.subs[name] = s
 	c.mu.Unlock()
+	if info.private {
+		c.markAuthorized()
+	}
 	c.a.track(c.app, name, +1)
 
 	// Hold the writer from the confirmation until the hub subscription is
