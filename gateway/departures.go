@@ -18,31 +18,46 @@ type departures struct {
 	present func(hub, user string) bool                            // anywhere in the cluster
 	fire    func(hub, conn string, m Member, joined, changed bool) // the adapters' hook
 
+	// left is told of departures that happened on this node (once in the
+	// cluster: webhooks).
+	left func(hub string, m Member)
+
 	mu      sync.Mutex
-	pending map[[2]string]*time.Timer // (hub, user) → its announcement
+	pending map[[2]string]*departure // (hub, user) → its announcement
+}
+
+type departure struct {
+	timer *time.Timer
+	local bool // the last connection left on this node
 }
 
 // leave schedules the announcement that m left hub; it goes out after the
 // grace unless the user is on hub again by then.
-func (d *departures) leave(hub, conn string, m Member) {
+func (d *departures) leave(hub, conn string, m Member, local bool) {
 	key := [2]string{hub, m.UserID}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if t := d.pending[key]; t != nil {
-		t.Stop()
+	if old := d.pending[key]; old != nil {
+		old.timer.Stop()
 	}
-	d.pending[key] = time.AfterFunc(d.grace, func() {
+	dep := &departure{local: local}
+	dep.timer = time.AfterFunc(d.grace, func() {
 		d.mu.Lock()
-		if d.pending[key] == nil {
+		if d.pending[key] != dep {
 			d.mu.Unlock()
 			return
 		}
 		delete(d.pending, key)
 		d.mu.Unlock()
-		if !d.present(hub, m.UserID) {
-			d.fire(hub, conn, m, false, true)
+		if d.present(hub, m.UserID) {
+			return
+		}
+		d.fire(hub, conn, m, false, true)
+		if dep.local && d.left != nil {
+			d.left(hub, m)
 		}
 	})
+	d.pending[key] = dep
 }
 
 // rejoin cancels a pending announcement that user left hub and reports
@@ -51,11 +66,11 @@ func (d *departures) rejoin(hub, user string) bool {
 	key := [2]string{hub, user}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	t := d.pending[key]
-	if t == nil {
+	dep := d.pending[key]
+	if dep == nil {
 		return false
 	}
-	t.Stop()
+	dep.timer.Stop()
 	delete(d.pending, key)
 	return true
 }

@@ -3,7 +3,6 @@ package gateway
 import (
 	"log/slog"
 	"sync"
-	"time"
 
 	"switchboard/domain"
 )
@@ -35,6 +34,17 @@ type Node struct {
 	interceptors []Interceptor
 	disconnects  []func(userID string, channel string)
 	presenceFns  []func(hub, conn string, m Member, joined, userChanged bool)
+	leftFns      []func(hub string, m Member)
+}
+
+// OnMemberLeft registers fn to be told, once in the whole cluster and on
+// the node where it happened, that a user's last connection left a
+// presence channel and did not come back within PresenceGrace (cluster
+// mode; a single node reports departures inline, see Presence.Leave).
+func (n *Node) OnMemberLeft(fn func(hub string, m Member)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.leftFns = append(n.leftFns, fn)
 }
 
 // EnableCluster connects the node to the other nodes of its cluster through
@@ -74,7 +84,15 @@ func (n *Node) EnableCluster(id string, bus Bus) error {
 		}
 	}
 	n.Presence.peers, n.Users.peers, n.Occupancy.peers, n.Peers = p, p, p, p
-	gone := &departures{grace: PresenceGrace, present: p.presentAnywhere, fire: p.onPresence, pending: map[[2]string]*time.Timer{}}
+	gone := &departures{grace: PresenceGrace, present: p.presentAnywhere, fire: p.onPresence, pending: map[[2]string]*departure{},
+		left: func(hub string, m Member) {
+			n.mu.RLock()
+			fns := n.leftFns
+			n.mu.RUnlock()
+			for _, fn := range fns {
+				fn(hub, m)
+			}
+		}}
 	n.Presence.gone, p.gone = gone, gone
 	return p.start()
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"switchboard/domain"
 	"switchboard/gateway"
@@ -51,7 +52,10 @@ func newBroker(ctx context.Context, cfg config, db *domain.DB, log *slog.Logger)
 // relayRunner returns what relays the outbox into the pipeline until its
 // context ends: always on a single node, while this node holds the relay
 // claim in cluster mode. The configuration is checked at once.
-func relayRunner(cfg config, db *domain.DB, pipe gateway.Pipeline, log *slog.Logger) (func(ctx context.Context), error) {
+//
+// alongside run beside the relay, on the same node and for as long (the
+// webhook sender: one node sends each delivery).
+func relayRunner(cfg config, db *domain.DB, pipe gateway.Pipeline, log *slog.Logger, alongside ...func(ctx context.Context)) (func(ctx context.Context), error) {
 	relayCfg := outbox.Config{
 		PollInterval: cfg.PollInterval, Retention: cfg.Retention, RestartGrace: cfg.RestartGrace, Logger: log,
 		Mode: outbox.Mode(cfg.RelayMode),
@@ -60,6 +64,13 @@ func relayRunner(cfg config, db *domain.DB, pipe gateway.Pipeline, log *slog.Log
 		return nil, err
 	}
 	run := func(ctx context.Context) {
+		var wg sync.WaitGroup
+		actx, stop := context.WithCancel(ctx)
+		for _, fn := range alongside {
+			wg.Add(1)
+			go func() { defer wg.Done(); fn(actx) }()
+		}
+		defer func() { stop(); wg.Wait() }()
 		relay, err := outbox.NewRelay(db, pipe, relayCfg)
 		if err == nil {
 			err = relay.Run(ctx)

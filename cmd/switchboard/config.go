@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"switchboard/gateway/pusher"
+	"switchboard/gateway/webhooks"
 )
 
 // devSecret signs tokens in embedded mode when no secret is configured, so a
@@ -31,6 +33,20 @@ type config struct {
 	LogLevel     string        // SWITCHBOARD_LOG_LEVEL: debug|info|warn|error, default info
 	Retention    time.Duration // SWITCHBOARD_OUTBOX_RETENTION, default 24h
 	PollInterval time.Duration // SWITCHBOARD_RELAY_POLL, default 500ms (safety net behind wake-ups)
+	// Webhooks (gateway/webhooks; hooks themselves are per app in the apps
+	// file): SWITCHBOARD_WEBHOOK_MAX_AGE (24h) is how long a delivery is
+	// retried; the trims of the seed's timers: SWITCHBOARD_WEBHOOK_LOG_TRIM
+	// + SWITCHBOARD_WEBHOOK_LOG_RETENTION (minutes, 1440),
+	// SWITCHBOARD_WEBHOOK_QUEUE_TRIM (sent deliveries after 1 h),
+	// SWITCHBOARD_WEBHOOK_ERRORS_TRIM (failed ones after 7 days).
+	WebhookMaxAge       time.Duration
+	WebhookLogTrim      bool
+	WebhookLogRetention time.Duration
+	WebhookQueueTrim    bool
+	WebhookErrorsTrim   bool
+	// AppWebhooks is SWITCHBOARD_APP_WEBHOOKS: the single app's webhooks as
+	// a JSON list in the apps file's shape.
+	AppWebhooks string
 	// NATSURL is SWITCHBOARD_NATS_URL (nats://..., comma-separated for a
 	// NATS cluster): cluster mode, several nodes on one PostgreSQL database.
 	NATSURL string
@@ -118,9 +134,21 @@ func (c config) pusherApps() ([]pusher.App, error) {
 		return pusher.LoadApps(c.AppsFile)
 	}
 	clientEvents := c.AppClientEvents
-	return []pusher.App{{ID: c.AppID, Key: c.AppKey, Secret: c.AppSecret,
+	var hooks []webhooks.Hook
+	if c.AppWebhooks != "" {
+		dec := json.NewDecoder(strings.NewReader(c.AppWebhooks))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&hooks); err != nil {
+			return nil, fmt.Errorf("SWITCHBOARD_APP_WEBHOOKS: want a JSON list of {url, event_types, headers, filter}: %w", err)
+		}
+	}
+	app := pusher.App{ID: c.AppID, Key: c.AppKey, Secret: c.AppSecret,
 		EncryptionMasterKey: c.AppEncryptionMasterKey, ClientEvents: &clientEvents,
-		SubscriptionCount: c.AppSubscriptionCount}}, nil
+		SubscriptionCount: c.AppSubscriptionCount, Webhooks: hooks}
+	if err := app.Validate(); err != nil {
+		return nil, fmt.Errorf("SWITCHBOARD_APP_WEBHOOKS: %w", err)
+	}
+	return []pusher.App{app}, nil
 }
 
 // loadConfig reads the environment, then flags from args.
@@ -142,6 +170,7 @@ func loadConfig(args []string) (config, error) {
 	}
 	c.AppsFile = env("SWITCHBOARD_APPS_FILE", "")
 	c.AppEncryptionMasterKey = env("SWITCHBOARD_APP_ENCRYPTION_MASTER_KEY", "")
+	c.AppWebhooks = env("SWITCHBOARD_APP_WEBHOOKS", "")
 	var err error
 	if c.AppClientEvents, err = envBool("SWITCHBOARD_APP_CLIENT_EVENTS", true); err != nil {
 		errs = append(errs, err)
@@ -156,6 +185,27 @@ func loadConfig(args []string) (config, error) {
 		errs = append(errs, err)
 	}
 	c.NATSURL = strings.TrimSpace(os.Getenv("SWITCHBOARD_NATS_URL"))
+	if c.WebhookMaxAge, err = envDuration("SWITCHBOARD_WEBHOOK_MAX_AGE", 24*time.Hour); err != nil {
+		errs = append(errs, err)
+	} else if c.WebhookMaxAge <= 0 {
+		errs = append(errs, errors.New("SWITCHBOARD_WEBHOOK_MAX_AGE must be positive"))
+	}
+	if c.WebhookLogTrim, err = envBool("SWITCHBOARD_WEBHOOK_LOG_TRIM", true); err != nil {
+		errs = append(errs, err)
+	}
+	if c.WebhookQueueTrim, err = envBool("SWITCHBOARD_WEBHOOK_QUEUE_TRIM", true); err != nil {
+		errs = append(errs, err)
+	}
+	if c.WebhookErrorsTrim, err = envBool("SWITCHBOARD_WEBHOOK_ERRORS_TRIM", true); err != nil {
+		errs = append(errs, err)
+	}
+	if v := os.Getenv("SWITCHBOARD_WEBHOOK_LOG_RETENTION"); v == "" {
+		c.WebhookLogRetention = 1440 * time.Minute
+	} else if n, perr := strconv.Atoi(v); perr != nil || n <= 0 {
+		errs = append(errs, fmt.Errorf("SWITCHBOARD_WEBHOOK_LOG_RETENTION %q: want a positive number of minutes", v))
+	} else {
+		c.WebhookLogRetention = time.Duration(n) * time.Minute
+	}
 	c.RelayMode = os.Getenv("SWITCHBOARD_RELAY_MODE")
 	switch c.RelayMode {
 	case "", "auto", "poll", "logical":

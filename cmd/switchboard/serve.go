@@ -22,6 +22,7 @@ import (
 	"switchboard/gateway/actioncable"
 	"switchboard/gateway/centrifuge"
 	"switchboard/gateway/pusher"
+	"switchboard/gateway/webhooks"
 	"switchboard/notifications"
 	"switchboard/social"
 )
@@ -39,6 +40,7 @@ func migrations() [][]domain.Migration {
 		forms.Migrations(),
 		chat.Migrations(),
 		notifications.Migrations(),
+		webhooks.Migrations(),
 	}
 }
 
@@ -92,7 +94,35 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		defer node.CloseCluster()
 	}
-	relay, err := relayRunner(cfg, db, gateway.Pipeline{History: node.History, Broker: broker}, log)
+	// Webhooks: a durable queue in the database; one node sends (the one
+	// that relays), every node queues what happens on its connections.
+	apps, err := cfg.pusherApps()
+	if err != nil {
+		_ = broker.Close(context.Background())
+		return err
+	}
+	hookQueue := webhooks.NewQueue(db)
+	hookSender := webhooks.NewSender(hookQueue, webhooks.SenderConfig{MaxAge: cfg.WebhookMaxAge, Logger: log})
+	hookApps := map[string]webhooks.App{}
+	for _, a := range apps {
+		hookApps[a.ID] = webhooks.App{ID: a.ID, Key: a.Key, Secret: a.Secret, Hooks: a.Webhooks}
+	}
+	hookEmitter := webhooks.NewEmitter(hookQueue, hookSender, func(id string) (webhooks.App, bool) {
+		a, ok := hookApps[id]
+		return a, ok
+	}, webhooks.EmitterConfig{Logger: log})
+	trims := webhooks.TrimConfig{Logger: log}
+	if cfg.WebhookLogTrim {
+		trims.Events = cfg.WebhookLogRetention
+	}
+	if cfg.WebhookQueueTrim {
+		trims.Sent = time.Hour
+	}
+	if cfg.WebhookErrorsTrim {
+		trims.Failed = 7 * 24 * time.Hour
+	}
+	relay, err := relayRunner(cfg, db, gateway.Pipeline{History: node.History, Broker: broker}, log,
+		hookSender.Run, func(ctx context.Context) { hookQueue.RunTrims(ctx, trims) })
 	if err != nil {
 		_ = broker.Close(context.Background())
 		return err
@@ -147,12 +177,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	forms.Routes(api, forms.NewStore(db, attendeeStore), db)
 	chat.Routes(api, chatStore, db)
 	notifications.Routes(api, notifications.NewStore(db), db)
+	webhooks.Routes(api, hookQueue, hookSender)
 
-	apps, err := cfg.pusherApps()
-	if err != nil {
-		return err
-	}
-	pa, err := pusher.New(node, pusher.Config{Apps: apps, Signer: signer, DB: db})
+	pa, err := pusher.New(node, pusher.Config{Apps: apps, Signer: signer, DB: db, Webhooks: hookEmitter})
 	if err != nil {
 		return err
 	}
@@ -220,8 +247,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("http shutdown", "err", err)
 	}
-	// 2. Stop the relay: it waits for the broker to fan out what it handed
-	//    over and stores its delivered position.
+	// 2. Queue the webhook events still batching, then stop the relay: it
+	//    waits for the broker to fan out what it handed over and stores its
+	//    delivered position (queued webhooks go out after the next start).
+	hookEmitter.Flush()
 	stopRelay()
 	wg.Wait()
 	if err := broker.Close(sctx); err != nil {

@@ -46,6 +46,8 @@ type Config struct {
 	// subscription_count updates of channels with more than 100
 	// subscribers are coalesced into one. Zero means 5s (Pusher's).
 	SubscriptionCountThrottle time.Duration
+	// Webhooks receives the apps' webhook events; nil turns them off.
+	Webhooks WebhookSink
 }
 
 // Adapter serves Pusher clients on a gateway node.
@@ -60,6 +62,9 @@ type Adapter struct {
 	cache    *lastEvents
 
 	conns *gateway.Registry[*conn] // by socket id, indexed by signed-in user key
+
+	webhookHolds  holds    // channel_vacated and member_removed waiting (webhooks.go)
+	presenceNames sync.Map // hub channel → presenceName, for cluster departures
 
 	chMu  sync.Mutex
 	chans map[string]map[string]*chanStat // app id → Pusher channel → local subscriptions
@@ -134,6 +139,8 @@ func New(node *gateway.Node, cfg Config) (*Adapter, error) {
 	}
 	node.OnRemotePresence(a.remotePresence)
 	node.Occupancy.OnChange(a.occupancyChanged)
+	node.Occupancy.OnChange(a.occupancyHooks)
+	node.OnMemberLeft(a.memberLeftHook)
 	node.OnRevoke(a.revoke)
 	node.Intercept(a.intercept)
 	if node.History != nil {

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"switchboard/gateway/webhooks"
 )
 
 // Defaults of the per-app limits. The seed fixes connections per user and
@@ -63,6 +65,9 @@ type App struct {
 	ClientEvents *bool
 	// SubscriptionCount enables pusher_internal:subscription_count.
 	SubscriptionCount bool
+	// Webhooks are the app's webhooks (gateway/webhooks): where to POST
+	// which events.
+	Webhooks []webhooks.Hook
 	// AuthPrefixes are the non-canonical private/presence channel prefixes
 	// /broadcasting/auth may sign (nil means DefaultAuthPrefixes; an empty,
 	// non-nil list means none).
@@ -164,6 +169,11 @@ func (a *App) Validate() error {
 			errs = append(errs, fmt.Errorf("pusher app %q: encryption_master_key must be base64 of 32 bytes", a.ID))
 		} else {
 			a.masterKey = k
+		}
+	}
+	for _, h := range a.Webhooks {
+		if err := h.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("pusher app %q: %w", a.ID, err))
 		}
 	}
 	return errors.Join(errs...)

@@ -11,34 +11,37 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"switchboard/gateway/webhooks"
 )
 
 // appSpec is one app in SWITCHBOARD_APPS_FILE. Durations are whole seconds
 // so the same file reads the same in YAML and JSON.
 type appSpec struct {
-	ID                            string   `json:"id" yaml:"id"`
-	Key                           string   `json:"key" yaml:"key"`
-	Secret                        string   `json:"secret" yaml:"secret"`
-	EncryptionMasterKey           string   `json:"encryption_master_key" yaml:"encryption_master_key"`
-	ClientEvents                  *bool    `json:"client_events" yaml:"client_events"`
-	SubscriptionCount             bool     `json:"subscription_count" yaml:"subscription_count"`
-	AuthPrefixes                  []string `json:"auth_prefixes" yaml:"auth_prefixes"`
-	ActivityTimeout               int      `json:"activity_timeout" yaml:"activity_timeout"`
-	CacheTTL                      int      `json:"cache_ttl" yaml:"cache_ttl"`
-	MaxChannelNameLength          int      `json:"max_channel_name_length" yaml:"max_channel_name_length"`
-	MaxSubscriptionsPerConnection int      `json:"max_subscriptions_per_connection" yaml:"max_subscriptions_per_connection"`
-	MaxConnectionsPerUser         int      `json:"max_connections_per_user" yaml:"max_connections_per_user"`
-	MaxPresenceMembers            int      `json:"max_presence_members" yaml:"max_presence_members"`
-	MaxPresenceMemberSize         int      `json:"max_presence_member_size" yaml:"max_presence_member_size"`
-	ClientEventsPerSecond         int      `json:"client_events_per_second" yaml:"client_events_per_second"`
-	MaxEventDataSize              int      `json:"max_event_data_size" yaml:"max_event_data_size"`
-	MaxEventChannels              int      `json:"max_event_channels" yaml:"max_event_channels"`
-	MaxBatchSize                  int      `json:"max_batch_size" yaml:"max_batch_size"`
-	MaxEventNameLength            int      `json:"max_event_name_length" yaml:"max_event_name_length"`
-	Enabled                       *bool    `json:"enabled" yaml:"enabled"`
-	MaxConnections                int      `json:"max_connections" yaml:"max_connections"`
-	EnableUserAuthentication      bool     `json:"enable_user_authentication" yaml:"enable_user_authentication"`
-	UserAuthenticationTimeout     int      `json:"user_authentication_timeout" yaml:"user_authentication_timeout"`
+	ID                            string          `json:"id" yaml:"id"`
+	Key                           string          `json:"key" yaml:"key"`
+	Secret                        string          `json:"secret" yaml:"secret"`
+	EncryptionMasterKey           string          `json:"encryption_master_key" yaml:"encryption_master_key"`
+	ClientEvents                  *bool           `json:"client_events" yaml:"client_events"`
+	SubscriptionCount             bool            `json:"subscription_count" yaml:"subscription_count"`
+	AuthPrefixes                  []string        `json:"auth_prefixes" yaml:"auth_prefixes"`
+	ActivityTimeout               int             `json:"activity_timeout" yaml:"activity_timeout"`
+	CacheTTL                      int             `json:"cache_ttl" yaml:"cache_ttl"`
+	MaxChannelNameLength          int             `json:"max_channel_name_length" yaml:"max_channel_name_length"`
+	MaxSubscriptionsPerConnection int             `json:"max_subscriptions_per_connection" yaml:"max_subscriptions_per_connection"`
+	MaxConnectionsPerUser         int             `json:"max_connections_per_user" yaml:"max_connections_per_user"`
+	MaxPresenceMembers            int             `json:"max_presence_members" yaml:"max_presence_members"`
+	MaxPresenceMemberSize         int             `json:"max_presence_member_size" yaml:"max_presence_member_size"`
+	ClientEventsPerSecond         int             `json:"client_events_per_second" yaml:"client_events_per_second"`
+	MaxEventDataSize              int             `json:"max_event_data_size" yaml:"max_event_data_size"`
+	MaxEventChannels              int             `json:"max_event_channels" yaml:"max_event_channels"`
+	MaxBatchSize                  int             `json:"max_batch_size" yaml:"max_batch_size"`
+	MaxEventNameLength            int             `json:"max_event_name_length" yaml:"max_event_name_length"`
+	Enabled                       *bool           `json:"enabled" yaml:"enabled"`
+	MaxConnections                int             `json:"max_connections" yaml:"max_connections"`
+	EnableUserAuthentication      bool            `json:"enable_user_authentication" yaml:"enable_user_authentication"`
+	UserAuthenticationTimeout     int             `json:"user_authentication_timeout" yaml:"user_authentication_timeout"`
+	Webhooks                      []webhooks.Hook `json:"webhooks" yaml:"webhooks"`
 }
 
 type appsFile struct {
@@ -49,6 +52,7 @@ func (s appSpec) app() App {
 	return App{
 		ID: s.ID, Key: s.Key, Secret: s.Secret, EncryptionMasterKey: s.EncryptionMasterKey,
 		ClientEvents: s.ClientEvents, SubscriptionCount: s.SubscriptionCount, AuthPrefixes: s.AuthPrefixes,
+		Webhooks:                      s.Webhooks,
 		ActivityTimeout:               time.Duration(s.ActivityTimeout) * time.Second,
 		CacheTTL:                      time.Duration(s.CacheTTL) * time.Second,
 		MaxChannelNameLength:          s.MaxChannelNameLength,

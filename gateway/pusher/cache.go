@@ -90,7 +90,7 @@ func (l *lastEvents) getLocked(hub string) (cachedEvent, bool) {
 // runs outside the lock: an event fanned out meanwhile is in memory by the
 // time the lock is taken, and one fanned out later reaches s through the
 // hub; what durable returned is skipped in the fan-out by its offset.
-func (l *lastEvents) replayAndSubscribe(h *gateway.Hub, hub string, s *subscription, durable func(hub string) (*gateway.Message, time.Time)) {
+func (l *lastEvents) replayAndSubscribe(h *gateway.Hub, hub string, s *subscription, durable func(hub string) (*gateway.Message, time.Time)) (missed bool) {
 	var stored *gateway.Message
 	if _, ok := l.get(hub); !ok && durable != nil {
 		stored, _ = durable(hub)
@@ -108,6 +108,8 @@ func (l *lastEvents) replayAndSubscribe(h *gateway.Hub, hub string, s *subscript
 		s.c.w.Enqueue(eventFrame(s.name, stored))
 	default:
 		s.c.w.Enqueue(encode(outFrame{Event: evCacheMiss, Channel: s.name}))
+		missed = true
 	}
 	h.Subscribe(hub, s)
+	return missed
 }

@@ -7,6 +7,7 @@ import (
 
 	"switchboard/domain"
 	"switchboard/gateway"
+	"switchboard/gateway/webhooks"
 )
 
 // clientEvent relays a client-* event to the channel's other subscribers.
@@ -69,6 +70,8 @@ func (c *conn) clientEvent(f inFrame) {
 		from.UserID = s.member.UserID
 	}
 	c.a.node.Broadcast(&gateway.Message{Channel: s.hub, Event: f.Event, Data: data, ExceptConn: c.id, Tags: tags, From: from})
+	c.a.hook(c.app, webhooks.Event{Name: webhooks.ClientEvent, Channel: s.name, Event: f.Event, Data: string(data),
+		SocketID: c.id, UserID: from.UserID})
 }
 
 // clientEventsAllowed says whether a channel family accepts client events:

@@ -5,6 +5,7 @@ import (
 	"unique"
 
 	"switchboard/gateway"
+	"switchboard/gateway/webhooks"
 )
 
 // subscribe runs pusher:subscribe: name rules, signature, per-connection
@@ -113,17 +114,21 @@ func (c *conn) subscribe(d subscribeData) {
 	// reach it, and events published meanwhile queue behind it.
 	release := c.w.Hold()
 	if member != nil {
+		c.a.presenceNames.Store(hub, presenceName{app: c.app, name: name})
 		first := c.a.node.Presence.Join(hub, c.id, *member)
 		c.w.Enqueue(succeededFrame(name, presenceData(c.a.node.Presence.Members(hub))))
 		if first {
 			c.a.toPusherSubs(hub, name, c, encode(outFrame{Event: evMemberAdded, Channel: name,
 				Data: jsonString(memberJSON(*member))}))
+			c.a.memberAddedHook(c.app, name, member.UserID)
 		}
 	} else {
 		c.w.Enqueue(succeededFrame(name, "{}"))
 	}
 	if info.cache {
-		c.a.cache.replayAndSubscribe(c.a.node.Hub, hub, s, c.a.storedCacheEvent)
+		if c.a.cache.replayAndSubscribe(c.a.node.Hub, hub, s, c.a.storedCacheEvent) {
+			c.a.hook(c.app, webhooks.Event{Name: webhooks.CacheMiss, Channel: name})
+		}
 	} else {
 		c.a.node.Hub.Subscribe(hub, s)
 	}
@@ -157,6 +162,7 @@ func (c *conn) unsubscribe(name string) {
 		if m, last, ok := c.a.node.Presence.Leave(s.hub, c.id); ok && last {
 			c.a.toPusherSubs(s.hub, name, c, encode(outFrame{Event: evMemberRemoved, Channel: name,
 				Data: jsonString(map[string]string{"user_id": m.UserID})}))
+			c.a.memberRemovedHook(c.app, name, s.hub, m.UserID)
 		}
 	} else if !s.info.user {
 		c.a.subscriptionCount(c.app, name, s.hub)

@@ -1,0 +1,144 @@
+package pusher
+
+import (
+	"strings"
+	"sync"
+	"time"
+
+	"switchboard/gateway"
+	"switchboard/gateway/webhooks"
+)
+
+// WebhookSink takes the app's webhook events (webhooks.Emitter queues
+// them durably); nil turns webhooks off.
+type WebhookSink interface {
+	Emit(appID string, e webhooks.Event)
+}
+
+// webhookHold is how long channel_vacated and member_removed wait, as at
+// Pusher: a page reload (leave, then come back) sends neither of them nor
+// the occupied/added that would follow.
+const webhookHold = 3 * time.Second
+
+// holds are the vacated / removed events waiting out webhookHold.
+type holds struct {
+	mu sync.Mutex
+	m  map[string]*time.Timer
+}
+
+// hold runs fn after webhookHold unless cancel(key) comes first.
+func (h *holds) hold(key string, fn func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m == nil {
+		h.m = map[string]*time.Timer{}
+	}
+	if t := h.m[key]; t != nil {
+		t.Stop()
+	}
+	var t *time.Timer
+	t = time.AfterFunc(webhookHold, func() {
+		h.mu.Lock()
+		if h.m[key] != t {
+			h.mu.Unlock()
+			return
+		}
+		delete(h.m, key)
+		h.mu.Unlock()
+		fn()
+	})
+	h.m[key] = t
+}
+
+// cancel drops key's waiting event and reports whether there was one.
+func (h *holds) cancel(key string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t := h.m[key]
+	if t == nil {
+		return false
+	}
+	t.Stop()
+	delete(h.m, key)
+	return true
+}
+
+// hook hands e to the sink for app.
+func (a *Adapter) hook(app *App, e webhooks.Event) {
+	if a.cfg.Webhooks != nil && len(app.Webhooks) > 0 {
+		a.cfg.Webhooks.Emit(app.ID, e)
+	}
+}
+
+// occupancyHooks turns this node's subscription changes into channel
+// existence and subscription count webhooks. Only the node where the
+// change happened sends them, so a cluster sends each once.
+func (a *Adapter) occupancyHooks(c gateway.OccupancyChange) {
+	if c.Remote || !strings.HasPrefix(c.Channel, "pusher/") {
+		return
+	}
+	id, name, ok := strings.Cut(strings.TrimPrefix(c.Channel, "pusher/"), "/")
+	app := a.byID[id]
+	if !ok || app == nil || len(app.Webhooks) == 0 || a.cfg.Webhooks == nil {
+		return
+	}
+	key := "vacated\x00" + c.Channel
+	switch {
+	case c.Occupied:
+		if !a.webhookHolds.cancel(key) { // back within the hold: nothing happened
+			a.hook(app, webhooks.Event{Name: webhooks.ChannelOccupied, Channel: name})
+		}
+	case c.Vacated:
+		a.webhookHolds.hold(key, func() {
+			if a.node.Occupancy.Count(c.Channel) == 0 {
+				a.hook(app, webhooks.Event{Name: webhooks.ChannelVacated, Channel: name})
+			}
+		})
+	}
+	if ci := classify(name); !ci.presence && !ci.user && !c.Vacated {
+		n := c.Count
+		a.hook(app, webhooks.Event{Name: webhooks.SubscriptionCount, Channel: name, SubscriptionCount: &n})
+	}
+}
+
+// memberAddedHook sends member_added for a user's first connection on a
+// presence channel, unless the same user's member_removed is waiting (a
+// reload).
+func (a *Adapter) memberAddedHook(app *App, name, user string) {
+	if a.webhookHolds.cancel("removed\x00" + app.ID + "\x00" + name + "\x00" + user) {
+		return
+	}
+	a.hook(app, webhooks.Event{Name: webhooks.MemberAdded, Channel: name, UserID: user})
+}
+
+// memberRemovedHook sends member_removed after the hold, if the user is
+// still gone from the channel then.
+func (a *Adapter) memberRemovedHook(app *App, name, hub, user string) {
+	if a.cfg.Webhooks == nil || len(app.Webhooks) == 0 {
+		return
+	}
+	a.webhookHolds.hold("removed\x00"+app.ID+"\x00"+name+"\x00"+user, func() {
+		if !a.node.Presence.HasUser(hub, user) {
+			a.hook(app, webhooks.Event{Name: webhooks.MemberRemoved, Channel: name, UserID: user})
+		}
+	})
+}
+
+// memberLeftHook is the cluster-mode path: the node where a user's last
+// connection left hears it after the presence grace (gateway.PresenceGrace)
+// and sends member_removed then.
+func (a *Adapter) memberLeftHook(hub string, m gateway.Member) {
+	v, ok := a.presenceNames.Load(hub)
+	if !ok {
+		return
+	}
+	pn := v.(presenceName)
+	a.hook(pn.app, webhooks.Event{Name: webhooks.MemberRemoved, Channel: pn.name, UserID: m.UserID})
+}
+
+// presenceName is the app and Pusher name of a presence hub channel,
+// recorded when this node's connections subscribe (a.presenceNames).
+type presenceName struct {
+	app  *App
+	name string
+}
