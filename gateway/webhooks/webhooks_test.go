@@ -154,6 +154,9 @@ func TestQueuedSurvivesAndDeadLetters(t *testing.T) {
 		defer cancel()
 		go s.Run(sctx)
 		eventually(t, "200 queued deliveries sent after the restart", func() bool { return len(rcv.events()) == 200 })
+		cancel() // that process stops; the next one has a short retry window
+		sctx, cancel2 := context.WithCancel(ctx)
+		defer cancel2()
 
 		dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500) }))
 		defer dead.Close()
