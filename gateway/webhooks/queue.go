@@ -294,21 +294,34 @@ func (q *Queue) Retry(ctx context.Context, id int64, now time.Time) (Delivery, e
 	return q.Get(ctx, id)
 }
 
-// Trim deletes what is older than the cutoffs; a zero cutoff skips that
-// trim. It returns rows removed per table.
+// trimBatch bounds one DELETE of a trim: a long one would hold SQLite's
+// write lock (and PostgreSQL's WAL) for all of it, in front of deliveries
+// and REST writes.
+const trimBatch = 1000
+
+// Trim deletes what is older than the cutoffs, trimBatch rows per
+// statement; a zero cutoff skips that trim. It returns rows removed per
+// table.
 func (q *Queue) Trim(ctx context.Context, events, sent, failed time.Time) (map[string]int64, error) {
 	out := map[string]int64{}
 	run := func(name, query string, args ...any) error {
-		res, err := q.db.ExecContext(ctx, query, args...)
-		if err != nil {
-			return fmt.Errorf("webhooks: trim %s: %w", name, err)
+		for {
+			res, err := q.db.ExecContext(ctx, query, args...)
+			if err != nil {
+				return fmt.Errorf("webhooks: trim %s: %w", name, err)
+			}
+			n, _ := res.RowsAffected()
+			out[name] += n
+			if n < trimBatch {
+				return nil
+			}
 		}
-		out[name], _ = res.RowsAffected()
-		return nil
 	}
+	limit := strconv.Itoa(trimBatch)
 	var errs []error
 	if !events.IsZero() {
-		errs = append(errs, run("events", `DELETE FROM switchboard_webhook_events WHERE created_at < $1`, ms(events)))
+		errs = append(errs, run("events", `DELETE FROM switchboard_webhook_events WHERE id IN
+(SELECT id FROM switchboard_webhook_events WHERE created_at < $1 LIMIT `+limit+`)`, ms(events)))
 	}
 	for _, t := range []struct {
 		name, status string
@@ -317,9 +330,11 @@ func (q *Queue) Trim(ctx context.Context, events, sent, failed time.Time) (map[s
 		if t.cut.IsZero() {
 			continue
 		}
-		errs = append(errs, run(t.name+"_attempts", `DELETE FROM switchboard_webhook_attempts WHERE delivery_id IN
-(SELECT id FROM switchboard_webhook_deliveries WHERE status = $1 AND updated_at < $2)`, t.status, ms(t.cut)))
-		errs = append(errs, run(t.name, `DELETE FROM switchboard_webhook_deliveries WHERE status = $1 AND updated_at < $2`, t.status, ms(t.cut)))
+		errs = append(errs, run(t.name+"_attempts", `DELETE FROM switchboard_webhook_attempts WHERE id IN
+(SELECT a.id FROM switchboard_webhook_attempts a JOIN switchboard_webhook_deliveries d ON d.id = a.delivery_id
+ WHERE d.status = $1 AND d.updated_at < $2 LIMIT `+limit+`)`, t.status, ms(t.cut)))
+		errs = append(errs, run(t.name, `DELETE FROM switchboard_webhook_deliveries WHERE id IN
+(SELECT id FROM switchboard_webhook_deliveries WHERE status = $1 AND updated_at < $2 LIMIT `+limit+`)`, t.status, ms(t.cut)))
 	}
 	return out, errors.Join(errs...)
 }
