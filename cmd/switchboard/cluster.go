@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"switchboard/domain"
 	"switchboard/gateway"
@@ -54,8 +55,9 @@ func newBroker(ctx context.Context, cfg config, db *domain.DB, log *slog.Logger)
 // claim in cluster mode. The configuration is checked at once.
 //
 // alongside run beside the relay, on the same node and for as long (the
-// webhook sender: one node sends each delivery).
-func relayRunner(cfg config, db *domain.DB, pipe gateway.Pipeline, log *slog.Logger, alongside ...func(ctx context.Context)) (func(ctx context.Context), error) {
+// webhook sender: one node sends each delivery); leading is true while
+// they run.
+func relayRunner(cfg config, db *domain.DB, pipe gateway.Pipeline, log *slog.Logger, leading *atomic.Bool, alongside ...func(ctx context.Context)) (func(ctx context.Context), error) {
 	relayCfg := outbox.Config{
 		PollInterval: cfg.PollInterval, Retention: cfg.Retention, RestartGrace: cfg.RestartGrace, Logger: log,
 		Mode: outbox.Mode(cfg.RelayMode),
@@ -64,6 +66,8 @@ func relayRunner(cfg config, db *domain.DB, pipe gateway.Pipeline, log *slog.Log
 		return nil, err
 	}
 	run := func(ctx context.Context) {
+		leading.Store(true)
+		defer leading.Store(false)
 		var wg sync.WaitGroup
 		actx, stop := context.WithCancel(ctx)
 		for _, fn := range alongside {

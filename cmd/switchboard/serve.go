@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -121,7 +122,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if cfg.WebhookErrorsTrim {
 		trims.Failed = 7 * 24 * time.Hour
 	}
-	relay, err := relayRunner(cfg, db, gateway.Pipeline{History: node.History, Broker: broker}, log,
+	// The relaying node also decides the cluster-wide webhook events.
+	var leading atomic.Bool
+	relay, err := relayRunner(cfg, db, gateway.Pipeline{History: node.History, Broker: broker}, log, &leading,
 		hookSender.Run, func(ctx context.Context) { hookQueue.RunTrims(ctx, trims) })
 	if err != nil {
 		_ = broker.Close(context.Background())
@@ -179,7 +182,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	notifications.Routes(api, notifications.NewStore(db), db)
 	webhooks.Routes(api, hookQueue, hookSender)
 
-	pa, err := pusher.New(node, pusher.Config{Apps: apps, Signer: signer, DB: db, Webhooks: hookEmitter})
+	pa, err := pusher.New(node, pusher.Config{Apps: apps, Signer: signer, DB: db, Webhooks: hookEmitter, Leads: leading.Load})
 	if err != nil {
 		return err
 	}

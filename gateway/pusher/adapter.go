@@ -48,6 +48,11 @@ type Config struct {
 	SubscriptionCountThrottle time.Duration
 	// Webhooks receives the apps' webhook events; nil turns them off.
 	Webhooks WebhookSink
+	// Leads reports whether this node decides the cluster-wide webhook
+	// events (channel_occupied, channel_vacated, subscription_count) from
+	// its view of every node's counts: the node that relays, so one
+	// decides and a cluster sends each once. Nil means always (one node).
+	Leads func() bool
 }
 
 // Adapter serves Pusher clients on a gateway node.

@@ -70,11 +70,13 @@ func (a *Adapter) hook(app *App, e webhooks.Event) {
 	}
 }
 
-// occupancyHooks turns this node's subscription changes into channel
-// existence and subscription count webhooks. Only the node where the
-// change happened sends them, so a cluster sends each once.
+// occupancyHooks turns subscription changes into channel existence and
+// subscription count webhooks. One node decides them (Config.Leads), from
+// its view of every node's counts, local and remote changes alike: nodes
+// deciding each from their own changes would each see "first" when
+// clients join on several at once, and none "last" when they leave so.
 func (a *Adapter) occupancyHooks(c gateway.OccupancyChange) {
-	if c.Remote || !strings.HasPrefix(c.Channel, "pusher/") {
+	if !strings.HasPrefix(c.Channel, "pusher/") || (a.cfg.Leads != nil && !a.cfg.Leads()) {
 		return
 	}
 	id, name, ok := strings.Cut(strings.TrimPrefix(c.Channel, "pusher/"), "/")
