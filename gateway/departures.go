@@ -18,8 +18,7 @@ type departures struct {
 	present func(hub, user string) bool                            // anywhere in the cluster
 	fire    func(hub, conn string, m Member, joined, changed bool) // the adapters' hook
 
-	// left is told of departures that happened on this node (once in the
-	// cluster: webhooks).
+	// left is told of every departure, once the grace has passed.
 	left func(hub string, m Member)
 
 	mu      sync.Mutex
@@ -28,19 +27,18 @@ type departures struct {
 
 type departure struct {
 	timer *time.Timer
-	local bool // the last connection left on this node
 }
 
 // leave schedules the announcement that m left hub; it goes out after the
 // grace unless the user is on hub again by then.
-func (d *departures) leave(hub, conn string, m Member, local bool) {
+func (d *departures) leave(hub, conn string, m Member) {
 	key := [2]string{hub, m.UserID}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if old := d.pending[key]; old != nil {
 		old.timer.Stop()
 	}
-	dep := &departure{local: local}
+	dep := &departure{}
 	dep.timer = time.AfterFunc(d.grace, func() {
 		d.mu.Lock()
 		if d.pending[key] != dep {
@@ -53,7 +51,7 @@ func (d *departures) leave(hub, conn string, m Member, local bool) {
 			return
 		}
 		d.fire(hub, conn, m, false, true)
-		if dep.local && d.left != nil {
+		if d.left != nil {
 			d.left(hub, m)
 		}
 	})

@@ -37,10 +37,10 @@ type Node struct {
 	leftFns      []func(hub string, m Member)
 }
 
-// OnMemberLeft registers fn to be told, once in the whole cluster and on
-// the node where it happened, that a user's last connection left a
-// presence channel and did not come back within PresenceGrace (cluster
-// mode; a single node reports departures inline, see Presence.Leave).
+// OnMemberLeft registers fn to be told that a user's last connection in
+// the cluster left a presence channel and did not come back within
+// PresenceGrace (cluster mode, on every node; a single node reports
+// departures inline, see Presence.Leave).
 func (n *Node) OnMemberLeft(fn func(hub string, m Member)) {
 	n.mu.Lock()
 	defer n.mu.Unlock()

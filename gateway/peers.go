@@ -237,7 +237,7 @@ func (p *Peers) announceLeave(hub, conn string, m Member) {
 	}
 	gone := !p.presentAnywhere(hub, m.UserID)
 	if gone && p.gone != nil {
-		p.gone.leave(hub, conn, m, false)
+		p.gone.leave(hub, conn, m)
 		gone = false
 	}
 	p.onPresence(hub, conn, m, false, gone)

@@ -98,7 +98,7 @@ func (p *Presence) Leave(channel, connID string) (m Member, last, ok bool) {
 		p.peers.left(channel, connID)
 	}
 	if last && p.gone != nil {
-		p.gone.leave(channel, connID, m, true) // announced after the grace, if still gone
+		p.gone.leave(channel, connID, m) // announced after the grace, if still gone
 		last = false
 	}
 	return m, last, true

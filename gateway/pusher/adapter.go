@@ -68,8 +68,7 @@ type Adapter struct {
 
 	conns *gateway.Registry[*conn] // by socket id, indexed by signed-in user key
 
-	webhookHolds  holds    // channel_vacated and member_removed waiting (webhooks.go)
-	presenceNames sync.Map // hub channel → presenceName, for cluster departures
+	webhookHolds holds // channel_vacated and member_removed waiting (webhooks.go)
 
 	chMu  sync.Mutex
 	chans map[string]map[string]*chanStat // app id → Pusher channel → local subscriptions

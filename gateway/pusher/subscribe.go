@@ -114,7 +114,6 @@ func (c *conn) subscribe(d subscribeData) {
 	// reach it, and events published meanwhile queue behind it.
 	release := c.w.Hold()
 	if member != nil {
-		c.a.presenceNames.Store(hub, presenceName{app: c.app, name: name})
 		first := c.a.node.Presence.Join(hub, c.id, *member)
 		c.w.Enqueue(succeededFrame(name, presenceData(c.a.node.Presence.Members(hub))))
 		if first {
@@ -175,6 +174,9 @@ func (c *conn) unsubscribe(name string) {
 func (a *Adapter) remotePresence(hub, _ string, m gateway.Member, joined, userChanged bool) {
 	if !userChanged {
 		return
+	}
+	if joined {
+		a.remoteMemberHook(hub, m)
 	}
 	names := map[string]bool{}
 	for _, sub := range a.node.Hub.Subscribers(hub) {

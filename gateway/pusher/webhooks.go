@@ -76,7 +76,7 @@ func (a *Adapter) hook(app *App, e webhooks.Event) {
 // deciding each from their own changes would each see "first" when
 // clients join on several at once, and none "last" when they leave so.
 func (a *Adapter) occupancyHooks(c gateway.OccupancyChange) {
-	if !strings.HasPrefix(c.Channel, "pusher/") || (a.cfg.Leads != nil && !a.cfg.Leads()) {
+	if !strings.HasPrefix(c.Channel, "pusher/") || !a.leads() {
 		return
 	}
 	id, name, ok := strings.Cut(strings.TrimPrefix(c.Channel, "pusher/"), "/")
@@ -103,10 +103,17 @@ func (a *Adapter) occupancyHooks(c gateway.OccupancyChange) {
 	}
 }
 
+// leads reports whether this node decides the cluster-wide webhook events.
+func (a *Adapter) leads() bool { return a.cfg.Leads == nil || a.cfg.Leads() }
+
 // memberAddedHook sends member_added for a user's first connection on a
-// presence channel, unless the same user's member_removed is waiting (a
+// presence channel in the cluster (decided by the leading node, like the
+// occupancy events), unless the same user's member_removed is waiting (a
 // reload).
 func (a *Adapter) memberAddedHook(app *App, name, user string) {
+	if !a.leads() {
+		return
+	}
 	if a.webhookHolds.cancel("removed\x00" + app.ID + "\x00" + name + "\x00" + user) {
 		return
 	}
@@ -126,21 +133,34 @@ func (a *Adapter) memberRemovedHook(app *App, name, hub, user string) {
 	})
 }
 
-// memberLeftHook is the cluster-mode path: the node where a user's last
-// connection left hears it after the presence grace (gateway.PresenceGrace)
-// and sends member_removed then.
+// memberLeftHook is the cluster-mode path of member_removed: every node
+// hears a user leave the cluster after the presence grace; the leading one
+// sends it.
 func (a *Adapter) memberLeftHook(hub string, m gateway.Member) {
-	v, ok := a.presenceNames.Load(hub)
-	if !ok {
+	if !a.leads() {
 		return
 	}
-	pn := v.(presenceName)
-	a.hook(pn.app, webhooks.Event{Name: webhooks.MemberRemoved, Channel: pn.name, UserID: m.UserID})
+	if app, name, ok := a.presenceOf(hub); ok {
+		a.hook(app, webhooks.Event{Name: webhooks.MemberRemoved, Channel: name, UserID: m.UserID})
+	}
 }
 
-// presenceName is the app and Pusher name of a presence hub channel,
-// recorded when this node's connections subscribe (a.presenceNames).
-type presenceName struct {
-	app  *App
-	name string
+// remoteMemberHook is the cluster-mode path of member_added for a user
+// whose first connection arrived on another node.
+func (a *Adapter) remoteMemberHook(hub string, m gateway.Member) {
+	if app, name, ok := a.presenceOf(hub); ok {
+		a.memberAddedHook(app, name, m.UserID)
+	}
+}
+
+// presenceOf finds the app and Pusher presence channel of a hub channel
+// (hubChannel undone): app channels carry their app, Switchboard's
+// canonical channels are the default app's.
+func (a *Adapter) presenceOf(hub string) (*App, string, bool) {
+	if appID, name, ok := splitHub(hub); ok {
+		app := a.byID[appID]
+		return app, name, app != nil && classify(name).presence
+	}
+	name := "presence-" + hub
+	return a.def, name, a.def != nil && canonicalOf(name) == hub
 }
