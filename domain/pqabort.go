@@ -125,13 +125,23 @@ func (c *abortConn) arm(ctx context.Context) func() {
 	if ctx.Done() == nil {
 		return func() {}
 	}
+	done := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
+		defer close(done)
 		c.mu.Lock()
 		c.poisoned = true
 		c.mu.Unlock()
 		_ = c.nc.SetDeadline(time.Unix(1, 0))
 	})
-	return func() { stop() }
+	// When ctx ended just as the call finished, the abort may be running:
+	// wait for it, so the connection is marked poisoned before the pool
+	// can check it (ResetSession) and hand it to someone else with its
+	// deadline in the past.
+	return func() {
+		if !stop() {
+			<-done
+		}
+	}
 }
 
 func (c *abortConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
