@@ -1,9 +1,6 @@
 package gateway
 
-import (
-	"sync"
-	"time"
-)
+import "time"
 
 // PresenceGrace is how long a user whose last connection left a presence
 // channel stays announced in cluster mode: a page reload (the tab's socket
@@ -21,32 +18,15 @@ type departures struct {
 	// left is told of every departure, once the grace has passed.
 	left func(hub string, m Member)
 
-	mu      sync.Mutex
-	pending map[[2]string]*departure // (hub, user) → its announcement
+	pending Holds // keyed by hub and user
 }
 
-type departure struct {
-	timer *time.Timer
-}
+func departureKey(hub, user string) string { return hub + "\x00" + user }
 
 // leave schedules the announcement that m left hub; it goes out after the
 // grace unless the user is on hub again by then.
 func (d *departures) leave(hub, conn string, m Member) {
-	key := [2]string{hub, m.UserID}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if old := d.pending[key]; old != nil {
-		old.timer.Stop()
-	}
-	dep := &departure{}
-	dep.timer = time.AfterFunc(d.grace, func() {
-		d.mu.Lock()
-		if d.pending[key] != dep {
-			d.mu.Unlock()
-			return
-		}
-		delete(d.pending, key)
-		d.mu.Unlock()
+	d.pending.Hold(departureKey(hub, m.UserID), d.grace, func() {
 		if d.present(hub, m.UserID) {
 			return
 		}
@@ -55,20 +35,10 @@ func (d *departures) leave(hub, conn string, m Member) {
 			d.left(hub, m)
 		}
 	})
-	d.pending[key] = dep
 }
 
 // rejoin cancels a pending announcement that user left hub and reports
 // whether there was one (the user then never left: no "joined" either).
 func (d *departures) rejoin(hub, user string) bool {
-	key := [2]string{hub, user}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	dep := d.pending[key]
-	if dep == nil {
-		return false
-	}
-	dep.timer.Stop()
-	delete(d.pending, key)
-	return true
+	return d.pending.Cancel(departureKey(hub, user))
 }

@@ -84,7 +84,7 @@ func (n *Node) EnableCluster(id string, bus Bus) error {
 		}
 	}
 	n.Presence.peers, n.Users.peers, n.Occupancy.peers, n.Peers = p, p, p, p
-	gone := &departures{grace: PresenceGrace, present: p.presentAnywhere, fire: p.onPresence, pending: map[[2]string]*departure{},
+	gone := &departures{grace: PresenceGrace, present: p.presentAnywhere, fire: p.onPresence,
 		left: func(hub string, m Member) {
 			n.mu.RLock()
 			fns := n.leftFns

@@ -514,11 +514,16 @@ func (p *Peers) occupancyTotal(key string) int {
 }
 
 func (p *Peers) remoteOccupancy(key string) int {
+	return p.remoteSum(func(n *peer) int { return n.occ[key] })
+}
+
+// remoteSum adds up one count over the other nodes.
+func (p *Peers) remoteSum(count func(*peer) int) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	total := 0
 	for _, n := range p.nodes {
-		total += n.occ[key]
+		total += count(n)
 	}
 	return total
 }
@@ -539,11 +544,5 @@ func (p *Peers) remoteOccupied(prefix string) map[string]int {
 
 // remoteUserConns is the number of user's connections on other nodes.
 func (p *Peers) remoteUserConns(user string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	total := 0
-	for _, n := range p.nodes {
-		total += n.users[user]
-	}
-	return total
+	return p.remoteSum(func(n *peer) int { return n.users[user] })
 }

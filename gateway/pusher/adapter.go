@@ -68,7 +68,7 @@ type Adapter struct {
 
 	conns *gateway.Registry[*conn] // by socket id, indexed by signed-in user key
 
-	webhookHolds holds // channel_vacated and member_removed waiting (webhooks.go)
+	webhookHolds gateway.Holds // channel_vacated and member_removed waiting (webhooks.go)
 
 	chMu  sync.Mutex
 	chans map[string]map[string]*chanStat // app id → Pusher channel → local subscriptions
@@ -143,7 +143,6 @@ func New(node *gateway.Node, cfg Config) (*Adapter, error) {
 	}
 	node.OnRemotePresence(a.remotePresence)
 	node.Occupancy.OnChange(a.occupancyChanged)
-	node.Occupancy.OnChange(a.occupancyHooks)
 	node.OnMemberLeft(a.memberLeftHook)
 	node.OnRevoke(a.revoke)
 	node.Intercept(a.intercept)
@@ -311,25 +310,20 @@ func (a *Adapter) occupied(app *App) map[string]int {
 	return out
 }
 
-// occupancyChanged tells this node's subscribers the new count when another
-// node's subscriptions changed it (cluster mode).
+// occupancyChanged sees every change of a Pusher channel's subscription
+// count in the cluster (keys made by occupancyKey): another node's change
+// tells this node's subscribers the new count; the webhooks (webhooks.go)
+// hear every change.
 func (a *Adapter) occupancyChanged(c gateway.OccupancyChange) {
-	if !c.Remote || !strings.HasPrefix(c.Channel, "pusher/") {
-		return
-	}
-	rest := strings.TrimPrefix(c.Channel, "pusher/")
-	id, name, ok := strings.Cut(rest, "/")
-	if !ok {
-		return
-	}
+	id, name, ok := strings.Cut(strings.TrimPrefix(c.Channel, "pusher/"), "/")
 	app := a.byID[id]
-	if app == nil {
+	if !ok || app == nil || !strings.HasPrefix(c.Channel, "pusher/") {
 		return
 	}
-	if ci := classify(name); ci.presence || ci.user {
-		return
+	if ci := classify(name); c.Remote && !ci.presence && !ci.user {
+		a.subscriptionCount(app, name, hubChannel(app, name))
 	}
-	a.subscriptionCount(app, name, hubChannel(app, name))
+	a.occupancyHooks(app, name, c)
 }
 
 // subscriptionCountBusy is the subscriber count above which

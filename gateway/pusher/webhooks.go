@@ -1,8 +1,6 @@
 package pusher
 
 import (
-	"strings"
-	"sync"
 	"time"
 
 	"switchboard/gateway"
@@ -20,49 +18,6 @@ type WebhookSink interface {
 // the occupied/added that would follow.
 const webhookHold = 3 * time.Second
 
-// holds are the vacated / removed events waiting out webhookHold.
-type holds struct {
-	mu sync.Mutex
-	m  map[string]*time.Timer
-}
-
-// hold runs fn after webhookHold unless cancel(key) comes first.
-func (h *holds) hold(key string, fn func()) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.m == nil {
-		h.m = map[string]*time.Timer{}
-	}
-	if t := h.m[key]; t != nil {
-		t.Stop()
-	}
-	var t *time.Timer
-	t = time.AfterFunc(webhookHold, func() {
-		h.mu.Lock()
-		if h.m[key] != t {
-			h.mu.Unlock()
-			return
-		}
-		delete(h.m, key)
-		h.mu.Unlock()
-		fn()
-	})
-	h.m[key] = t
-}
-
-// cancel drops key's waiting event and reports whether there was one.
-func (h *holds) cancel(key string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	t := h.m[key]
-	if t == nil {
-		return false
-	}
-	t.Stop()
-	delete(h.m, key)
-	return true
-}
-
 // hook hands e to the sink for app.
 func (a *Adapter) hook(app *App, e webhooks.Event) {
 	if a.cfg.Webhooks != nil && len(app.Webhooks) > 0 {
@@ -75,23 +30,18 @@ func (a *Adapter) hook(app *App, e webhooks.Event) {
 // its view of every node's counts, local and remote changes alike: nodes
 // deciding each from their own changes would each see "first" when
 // clients join on several at once, and none "last" when they leave so.
-func (a *Adapter) occupancyHooks(c gateway.OccupancyChange) {
-	if !strings.HasPrefix(c.Channel, "pusher/") || !a.leads() {
-		return
-	}
-	id, name, ok := strings.Cut(strings.TrimPrefix(c.Channel, "pusher/"), "/")
-	app := a.byID[id]
-	if !ok || app == nil || len(app.Webhooks) == 0 || a.cfg.Webhooks == nil {
+func (a *Adapter) occupancyHooks(app *App, name string, c gateway.OccupancyChange) {
+	if !a.leads() || len(app.Webhooks) == 0 || a.cfg.Webhooks == nil {
 		return
 	}
 	key := "vacated\x00" + c.Channel
 	switch {
 	case c.Occupied:
-		if !a.webhookHolds.cancel(key) { // back within the hold: nothing happened
+		if !a.webhookHolds.Cancel(key) { // back within the hold: nothing happened
 			a.hook(app, webhooks.Event{Name: webhooks.ChannelOccupied, Channel: name})
 		}
 	case c.Vacated:
-		a.webhookHolds.hold(key, func() {
+		a.webhookHolds.Hold(key, webhookHold, func() {
 			if a.node.Occupancy.Count(c.Channel) == 0 {
 				a.hook(app, webhooks.Event{Name: webhooks.ChannelVacated, Channel: name})
 			}
@@ -114,7 +64,7 @@ func (a *Adapter) memberAddedHook(app *App, name, user string) {
 	if !a.leads() {
 		return
 	}
-	if a.webhookHolds.cancel("removed\x00" + app.ID + "\x00" + name + "\x00" + user) {
+	if a.webhookHolds.Cancel("removed\x00" + app.ID + "\x00" + name + "\x00" + user) {
 		return
 	}
 	a.hook(app, webhooks.Event{Name: webhooks.MemberAdded, Channel: name, UserID: user})
@@ -126,7 +76,7 @@ func (a *Adapter) memberRemovedHook(app *App, name, hub, user string) {
 	if a.cfg.Webhooks == nil || len(app.Webhooks) == 0 {
 		return
 	}
-	a.webhookHolds.hold("removed\x00"+app.ID+"\x00"+name+"\x00"+user, func() {
+	a.webhookHolds.Hold("removed\x00"+app.ID+"\x00"+name+"\x00"+user, webhookHold, func() {
 		if !a.node.Presence.HasUser(hub, user) {
 			a.hook(app, webhooks.Event{Name: webhooks.MemberRemoved, Channel: name, UserID: user})
 		}

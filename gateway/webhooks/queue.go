@@ -18,13 +18,19 @@ import (
 	"switchboard/domain"
 )
 
-// Migrations create the queue, its attempts and the event log.
+// Migrations create the queue, its attempts and the event log: one schema,
+// with each store's auto-increment key.
 func Migrations() []domain.Migration {
 	return []domain.Migration{{
 		Module: "webhooks", Version: 1,
-		Postgres: `
+		Postgres: strings.ReplaceAll(schema, "{{id}}", "BIGSERIAL PRIMARY KEY"),
+		SQLite:   strings.ReplaceAll(schema, "{{id}}", "INTEGER PRIMARY KEY AUTOINCREMENT"),
+	}}
+}
+
+const schema = `
 CREATE TABLE IF NOT EXISTS switchboard_webhook_deliveries (
-    id BIGSERIAL PRIMARY KEY,
+    id {{id}},
     app_id TEXT NOT NULL,
     url TEXT NOT NULL,
     headers TEXT NOT NULL,
@@ -41,7 +47,7 @@ CREATE TABLE IF NOT EXISTS switchboard_webhook_deliveries (
 CREATE INDEX IF NOT EXISTS switchboard_webhook_deliveries_queue ON switchboard_webhook_deliveries (url, status, id);
 CREATE INDEX IF NOT EXISTS switchboard_webhook_deliveries_status ON switchboard_webhook_deliveries (status, id);
 CREATE TABLE IF NOT EXISTS switchboard_webhook_attempts (
-    id BIGSERIAL PRIMARY KEY,
+    id {{id}},
     delivery_id BIGINT NOT NULL,
     at BIGINT NOT NULL,
     status_code INTEGER NOT NULL,
@@ -49,7 +55,7 @@ CREATE TABLE IF NOT EXISTS switchboard_webhook_attempts (
 );
 CREATE INDEX IF NOT EXISTS switchboard_webhook_attempts_delivery ON switchboard_webhook_attempts (delivery_id, id);
 CREATE TABLE IF NOT EXISTS switchboard_webhook_events (
-    id BIGSERIAL PRIMARY KEY,
+    id {{id}},
     delivery_id BIGINT NOT NULL,
     app_id TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -58,46 +64,7 @@ CREATE TABLE IF NOT EXISTS switchboard_webhook_events (
     created_at BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS switchboard_webhook_events_created ON switchboard_webhook_events (created_at);
-`,
-		SQLite: `
-CREATE TABLE IF NOT EXISTS switchboard_webhook_deliveries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    app_id TEXT NOT NULL,
-    url TEXT NOT NULL,
-    headers TEXT NOT NULL,
-    body TEXT NOT NULL,
-    events INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_at INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    last_status INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS switchboard_webhook_deliveries_queue ON switchboard_webhook_deliveries (url, status, id);
-CREATE INDEX IF NOT EXISTS switchboard_webhook_deliveries_status ON switchboard_webhook_deliveries (status, id);
-CREATE TABLE IF NOT EXISTS switchboard_webhook_attempts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    delivery_id INTEGER NOT NULL,
-    at INTEGER NOT NULL,
-    status_code INTEGER NOT NULL,
-    error TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS switchboard_webhook_attempts_delivery ON switchboard_webhook_attempts (delivery_id, id);
-CREATE TABLE IF NOT EXISTS switchboard_webhook_events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    delivery_id INTEGER NOT NULL,
-    app_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    created_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS switchboard_webhook_events_created ON switchboard_webhook_events (created_at);
-`,
-	}}
-}
+`
 
 // Delivery statuses.
 const (
