@@ -16,12 +16,15 @@ type Claims struct {
 	Name     string   `json:"name,omitempty"`
 	Projects []string `json:"projects,omitempty"`
 	Admin    bool     `json:"admin,omitempty"`
+	// PubSub makes the token a PubSub room token (domain/pubsub.go): it
+	// opens that room's channels and nothing else.
+	PubSub *PubSubRoom `json:"pubsub,omitempty"`
 	jwt.RegisteredClaims
 }
 
 // CanAccessProject reports whether the bearer may read and write slug.
 func (c *Claims) CanAccessProject(slug string) bool {
-	if c == nil {
+	if c == nil || c.PubSub != nil {
 		return false
 	}
 	return c.Admin || slices.Contains(c.Projects, "*") || slices.Contains(c.Projects, slug)
@@ -144,6 +147,9 @@ func (s *Signer) Verify(token string) (*Claims, error) {
 	}
 	if c.Subject == "" {
 		return nil, fmt.Errorf("%w: no sub", ErrInvalidToken)
+	}
+	if c.PubSub != nil && !c.PubSub.Valid() {
+		return nil, fmt.Errorf("%w: pubsub room ids must be 1 to 128 of [A-Za-z0-9_-]", ErrInvalidToken)
 	}
 	return &c, nil
 }

@@ -156,6 +156,11 @@ func Authn(s *Signer, required bool) echo.MiddlewareFunc {
 				}
 				return ErrUnauthorized
 			}
+			if claims.PubSub != nil {
+				// A room token is minted for a plugin page; its sub is a
+				// participant id the plugin chose, never a member identity.
+				return Forbidden("a PubSub room token opens its room's channels only")
+			}
 			c.SetRequest(c.Request().WithContext(WithClaims(c.Request().Context(), claims)))
 			return next(c)
 		}

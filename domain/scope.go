@@ -96,6 +96,7 @@ const (
 	KindProject                    // dashboard.project.{slug}.{family}
 	KindMember                     // one of a member's streams
 	KindRoom                       // chat-room-{room}-channel
+	KindPubSub                     // pubsub.{org}[.{event}[.{session}]]
 )
 
 // ParsedChannel is a canonical channel name taken apart.
@@ -106,6 +107,9 @@ type ParsedChannel struct {
 	Member  string
 	Stream  MemberStream
 	Room    string
+	// PubSub is the scope of a pubsub channel: Event and Session are empty
+	// above their level.
+	PubSub PubSubRoom
 }
 
 // ParseChannel recognises the canonical channel families. Names that are not
@@ -117,6 +121,9 @@ func ParseChannel(name string) ParsedChannel {
 			return ParsedChannel{Kind: KindProject, Project: rest[:i], Family: rest[i+1:]}
 		}
 		return ParsedChannel{}
+	}
+	if rest, ok := strings.CutPrefix(name, "pubsub."); ok {
+		return parsePubSub(rest)
 	}
 	if m, ok := strings.CutPrefix(name, "notification-channel-"); ok && validID(m) {
 		return ParsedChannel{Kind: KindMember, Member: m, Stream: StreamNotifications}

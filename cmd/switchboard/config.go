@@ -90,6 +90,10 @@ type config struct {
 	CableChannels         string   // SWITCHBOARD_CABLE_CHANNELS: JSON file of extra channel classes; default builtins only
 	CableAllowedOrigins   []string // SWITCHBOARD_CABLE_ALLOWED_ORIGINS: comma-separated browser origins; default any (cookie identities: same host only)
 	CableMaxSubscriptions int      // SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS: per connection, default 100
+	// Scoped PubSub (pubsub/, docs/pubsub.md).
+	PubSubPublishRate  int           // SWITCHBOARD_PUBSUB_PUBLISH_RATE: in-room publishes per second per participant, default 10
+	PubSubMaxPayload   int           // SWITCHBOARD_PUBSUB_MAX_PAYLOAD: bytes of an event's data (in-room and HTTP), default 10240
+	PubSubRoomTokenTTL time.Duration // SWITCHBOARD_PUBSUB_ROOM_TOKEN_TTL: lifetime of minted room tokens, default 8h
 	// Benchmarks and profiling (cmd/switchboard-bench).
 	// DebugAddr (SWITCHBOARD_DEBUG_ADDR, default off) serves net/http/pprof
 	// on its own listener, e.g. 127.0.0.1:6060. Never expose it publicly.
@@ -256,6 +260,29 @@ func loadConfig(args []string) (config, error) {
 			errs = append(errs, fmt.Errorf("SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS: want a positive integer, got %q", v))
 		}
 		c.CableMaxSubscriptions = n
+	}
+	// Scoped PubSub.
+	for _, v := range []struct {
+		name string
+		dst  *int
+		def  int
+	}{
+		{"SWITCHBOARD_PUBSUB_PUBLISH_RATE", &c.PubSubPublishRate, 10},
+		{"SWITCHBOARD_PUBSUB_MAX_PAYLOAD", &c.PubSubMaxPayload, 10 * 1024},
+	} {
+		*v.dst = v.def
+		if s := env(v.name, ""); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				errs = append(errs, fmt.Errorf("%s: want a positive integer, got %q", v.name, s))
+			}
+			*v.dst = n
+		}
+	}
+	if c.PubSubRoomTokenTTL, err = envDuration("SWITCHBOARD_PUBSUB_ROOM_TOKEN_TTL", 8*time.Hour); err != nil {
+		errs = append(errs, err)
+	} else if c.PubSubRoomTokenTTL <= 0 || c.PubSubRoomTokenTTL > c.JWTMaxTTL {
+		errs = append(errs, fmt.Errorf("SWITCHBOARD_PUBSUB_ROOM_TOKEN_TTL: want a duration in (0, SWITCHBOARD_JWT_MAX_TTL], got %s", c.PubSubRoomTokenTTL))
 	}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (SWITCHBOARD_ADDR)")

@@ -63,7 +63,21 @@ type Config struct {
 	MaxFrameSize int
 	// Version is reported in connect results.
 	Version string
+	// RoomPublishRate is how many publishes per second a PubSub room
+	// participant may make (all its connections on this node together);
+	// over it the publish gets error 111. Zero means 10.
+	RoomPublishRate int
+	// RoomMaxPayload is the largest publication data, in bytes, a
+	// participant may publish into its room (error 106 over it). Zero
+	// means 10 KB.
+	RoomMaxPayload int
 }
+
+// Room publish defaults (the browser SDK's in-room PubSub.publish).
+const (
+	DefaultRoomPublishRate = 10
+	DefaultRoomMaxPayload  = 10 * 1024
+)
 
 func (c *Config) setDefaults() {
 	if len(c.Channels.Namespaces) == 0 && !c.Channels.Canonical.History().Enabled() && !c.Channels.Canonical.Presence {
@@ -92,6 +106,12 @@ func (c *Config) setDefaults() {
 	if c.Version == "" {
 		c.Version = "switchboard"
 	}
+	if c.RoomPublishRate == 0 {
+		c.RoomPublishRate = DefaultRoomPublishRate
+	}
+	if c.RoomMaxPayload == 0 {
+		c.RoomMaxPayload = DefaultRoomMaxPayload
+	}
 }
 
 // Validate reports every problem at once.
@@ -102,6 +122,9 @@ func (c Config) Validate() error {
 	}
 	if c.DB == nil {
 		errs = append(errs, errors.New("centrifuge: a database (outbox) is required"))
+	}
+	if c.RoomPublishRate < 0 || c.RoomMaxPayload < 0 {
+		errs = append(errs, errors.New("centrifuge: room publish rate and payload limit must be positive"))
 	}
 	if c.TokenTTL < 0 || c.PingInterval < 0 || c.PongTimeout < 0 || c.StaleDelay < 0 || c.ExpiredCloseDelay < 0 || c.WriteTimeout < 0 {
 		errs = append(errs, errors.New("centrifuge: durations must not be negative"))
@@ -127,6 +150,8 @@ type Adapter struct {
 	upgrader websocket.Upgrader
 
 	conns *gateway.Registry[*conn] // by client id, indexed by user
+
+	roomRate *gateway.RateLimiter // PubSub room publishes, per participant
 }
 
 // New returns an adapter for node. Its namespaces' history options go to
@@ -140,7 +165,7 @@ func New(node *gateway.Node, cfg Config) (*Adapter, error) {
 	}
 	a := &Adapter{
 		node: node, cfg: cfg, res: newResolver(cfg.Channels), log: node.Log.With("proto", "centrifuge"),
-		conns: gateway.NewRegistry[*conn](),
+		conns: gateway.NewRegistry[*conn](), roomRate: gateway.NewRateLimiter(cfg.RoomPublishRate),
 		upgrader: websocket.Upgrader{
 			ReadBufferSize:  512,
 			WriteBufferSize: 512,

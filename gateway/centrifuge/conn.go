@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -462,7 +463,7 @@ func (c *conn) canSubscribe(ident *identity, ch channel) *protocol.Error {
 		c.a.log.Error("channel authorization", "channel", ch.name, "err", err)
 		return errInternal
 	}
-	if ch.allowedByConfig(ident.user, ident.channels) {
+	if ident.claims.PubSub == nil && ch.allowedByConfig(ident.user, ident.channels) {
 		return nil
 	}
 	return errPermissionDenied
@@ -602,22 +603,35 @@ func readHistory(ctx context.Context, h *gateway.History, ch channel, limit int3
 
 func (c *conn) publish(id uint32, req *protocol.PublishRequest) {
 	ch, perr := c.a.res.resolve(req.Channel)
-	switch {
-	case perr != nil:
+	if perr != nil {
 		c.reply(errorReply(id, perr))
-		return
-	case ch.canonical || !ch.opts.AllowPublish || c.subscribed(ch.name) == nil:
-		// Canonical channels carry domain events only; namespaces let
-		// their subscribers publish when allow_publish is set.
-		c.reply(errorReply(id, errPermissionDenied))
-		return
-	case !validJSON(req.Data):
-		c.reply(errorReply(id, errBadRequest))
 		return
 	}
 	c.mu.Lock()
 	ident := c.ident
 	c.mu.Unlock()
+	switch {
+	case c.subscribed(ch.name) == nil:
+		c.reply(errorReply(id, errPermissionDenied))
+		return
+	case ch.canonical:
+		// Canonical channels carry domain events; only a PubSub room
+		// lets its participants talk (gateway.Authorizer.CanPublish),
+		// within the room limits.
+		if perr := c.roomPublish(ident, ch, req.Data); perr != nil {
+			c.reply(errorReply(id, perr))
+			return
+		}
+	case !ch.opts.AllowPublish:
+		// Namespaces let their subscribers publish when allow_publish
+		// is set.
+		c.reply(errorReply(id, errPermissionDenied))
+		return
+	}
+	if !validJSON(req.Data) {
+		c.reply(errorReply(id, errBadRequest))
+		return
+	}
 	from := &gateway.ClientInfo{ConnID: c.id, UserID: ident.user, Info: ident.info}
 	if err := c.a.publishOutbox(context.Background(), []channel{ch}, json.RawMessage(req.Data), from); err != nil {
 		c.a.log.Error("client publish", "client", c.id, "channel", ch.name, "err", err)
@@ -625,6 +639,31 @@ func (c *conn) publish(id uint32, req *protocol.PublishRequest) {
 		return
 	}
 	c.reply(&protocol.Reply{Id: id, Publish: &protocol.PublishResult{}})
+}
+
+// roomPublish checks a publish into a PubSub room: the publisher's own
+// room, data of at most RoomMaxPayload bytes shaped {"type": name,
+// "data": ...}, and at most RoomPublishRate per second per participant on
+// this node (all its connections together).
+func (c *conn) roomPublish(ident *identity, ch channel, data []byte) *protocol.Error {
+	if err := c.a.node.Auth.CanPublish(ident.claims, ch.hub); err != nil {
+		return &protocol.Error{Code: errPermissionDenied.Code, Message: "permission denied: " + err.Error()}
+	}
+	if max := c.a.cfg.RoomMaxPayload; len(data) > max {
+		return &protocol.Error{Code: errLimitExceeded.Code, Message: fmt.Sprintf("limit exceeded: payload is %d bytes, at most %d", len(data), max)}
+	}
+	var ev struct {
+		Type string          `json:"type"`
+		Data json.RawMessage `json:"data"`
+	}
+	if json.Unmarshal(data, &ev) != nil || ev.Type == "" || len(ev.Type) > 200 {
+		return &protocol.Error{Code: errBadRequest.Code, Message: `bad request: room publications are {"type": event name (1 to 200 characters), "data": ...}`}
+	}
+	r := ident.claims.PubSub
+	if !c.a.roomRate.Allow(r.Organization+"/"+r.Event+"/"+r.Session+"/"+ident.user, time.Now()) {
+		return &protocol.Error{Code: 111, Message: fmt.Sprintf("too many requests: at most %d publishes per second per participant", c.a.cfg.RoomPublishRate)}
+	}
+	return nil
 }
 
 func (c *conn) subRefresh(id uint32, req *protocol.SubRefreshRequest) bool {

@@ -63,6 +63,14 @@ func verifyConnToken(s *domain.Signer, token string) (*identity, error) {
 	id.claims.Projects = stringList(m["projects"])
 	id.claims.Admin, _ = m["admin"].(bool)
 	id.channels = stringList(m["channels"])
+	if room, ok := m["pubsub"]; ok {
+		// A PubSub room token (domain/pubsub.go): the room's channels
+		// only, whatever else it claims.
+		if id.claims.PubSub, err = pubsubRoom(room); err != nil {
+			return nil, err
+		}
+		id.claims.Projects, id.claims.Admin, id.channels = nil, false, nil
+	}
 	switch info := m["info"]; {
 	case info != nil:
 		if id.info, err = json.Marshal(info); err != nil {
@@ -149,4 +157,17 @@ func (a *Adapter) issueToken(c echo.Context) error {
 		return fmt.Errorf("centrifuge: sign connection token: %w", err)
 	}
 	return c.JSON(http.StatusOK, tokenResponse{Token: tok, ExpiresAt: exp.UTC().Format(time.RFC3339)})
+}
+
+// pubsubRoom reads a token's "pubsub" claim.
+func pubsubRoom(v any) (*domain.PubSubRoom, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: pubsub: %v", domain.ErrInvalidToken, err)
+	}
+	var r domain.PubSubRoom
+	if err := json.Unmarshal(b, &r); err != nil || !r.Valid() {
+		return nil, fmt.Errorf("%w: pubsub: organization_id, event_id and session_id must be 1 to 128 of [A-Za-z0-9_-]", domain.ErrInvalidToken)
+	}
+	return &r, nil
 }

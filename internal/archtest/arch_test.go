@@ -52,10 +52,12 @@ var rooms = []struct {
 	{"forms", module},
 	{"chat", module},
 	{"notifications", module},
+	{"pubsub", module},
 	{"internal/apitest", helper},
 	{"cmd", free},
 	{"bench", free},
 	{"internal", free},
+	{"examples", free},
 }
 
 // rule says which kinds of room a kind of room must not import (other than
@@ -405,8 +407,10 @@ func TestCheckCatches(t *testing.T) {
 		{path: "forms", imports: []string{"domain"}},
 		{path: "chat", imports: []string{"domain"}},
 		{path: "notifications", imports: []string{"domain"}},
+		{path: "pubsub", imports: []string{"domain"}},
 		{path: "internal/apitest", imports: []string{"domain", "domain/dbtest"}},
 		{path: "cmd/switchboard", imports: []string{"access", "gateway/pusher", "outbox"}},
+		{path: "examples"},
 		{path: "bench/load"},
 		{path: "internal/faultproxy"},
 		{path: "metrics", imports: []string{"domain"}},
