@@ -138,8 +138,17 @@ func Op(operationID string) echo.MiddlewareFunc {
 }
 
 // Authn verifies the bearer token when present and puts the claims on the
-// request context. Required makes a missing or bad token a 401.
-func Authn(s *Signer, required bool) echo.MiddlewareFunc {
+// request context. Required makes a missing or bad token a 401. A PubSub
+// room token is refused (403): its sub is a participant id a plugin chose,
+// never a member identity (see AuthnChannels).
+func Authn(s *Signer, required bool) echo.MiddlewareFunc { return authn(s, required, false) }
+
+// AuthnChannels is Authn for channel authorization doors, where the
+// gateway's Authorizer decides per channel: there a room token may ask for
+// its room's channels (pusher-js in a PubSub room).
+func AuthnChannels(s *Signer) echo.MiddlewareFunc { return authn(s, true, true) }
+
+func authn(s *Signer, required, rooms bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			tok, ok := BearerToken(c.Request())
@@ -156,9 +165,7 @@ func Authn(s *Signer, required bool) echo.MiddlewareFunc {
 				}
 				return ErrUnauthorized
 			}
-			if claims.PubSub != nil {
-				// A room token is minted for a plugin page; its sub is a
-				// participant id the plugin chose, never a member identity.
+			if claims.PubSub != nil && !rooms {
 				return Forbidden("a PubSub room token opens its room's channels only")
 			}
 			c.SetRequest(c.Request().WithContext(WithClaims(c.Request().Context(), claims)))

@@ -46,11 +46,12 @@ const (
 	credOtherPrj cred = "other-project"
 	credOtherMem cred = "other-member"
 	credAdmin    cred = "admin"
+	credRoom     cred = "room" // a PubSub room token whose sub is 42: a participant, never member 42
 )
 
 // allCreds is every kind, in the order the matrix is reported.
 var allCreds = []cred{credNone, credGarbage, credWrongKey, credExpired, credAlgNone, credNoExp, credTooLong,
-	credMember, credOtherPrj, credOtherMem, credAdmin}
+	credMember, credOtherPrj, credOtherMem, credAdmin, credRoom}
 
 // claimsOf is who each kind claims to be. Broken kinds carry the member's
 // claims, so the defect is the only difference from the positive control.
@@ -62,6 +63,8 @@ func claimsOf(k cred) jwt.MapClaims {
 		return jwt.MapClaims{"sub": "43", "name": "Otto", "projects": []string{"demo"}}
 	case credAdmin:
 		return jwt.MapClaims{"sub": "1", "name": "Staff", "admin": true}
+	case credRoom:
+		return jwt.MapClaims{"sub": "42", "name": "Jane", "pubsub": map[string]string{"organization_id": "acme", "event_id": "ev1", "session_id": "s1"}}
 	}
 	return jwt.MapClaims{"sub": "42", "name": "Jane", "projects": []string{"demo"}}
 }
@@ -146,6 +149,10 @@ var authzDoors = map[string]authzDoor{
 	"cable.dashboard":    {[]string{"GET /cable"}, cableProbe(`{"channel":"DashboardChannel","project":"demo","family":"attendees"}`)},
 	"cable.notification": {[]string{"GET /cable"}, cableProbe(`{"channel":"NotificationChannel"}`)},
 	"cable.member":       {[]string{"GET /cable"}, cableProbe(`{"channel":"MemberNotifications","member":"42"}`)},
+	// A PubSub room (docs/pubsub.md): only its room tokens, and admins
+	// watching.
+	"pusher.pubsub":     {[]string{"POST /broadcasting/auth"}, pusherChannel("private-pubsub.acme.ev1.s1")},
+	"centrifugo.pubsub": {[]string{"GET /connection/websocket"}, centrifugoProbe("pubsub.acme.ev1.s1")},
 }
 
 // Outcomes, in the notation the probes report.
@@ -160,6 +167,7 @@ const (
 	uAuth401 = oUnauth + " → error 4009"
 	uAuthExp = oExpired + " → error 4009"
 	uAuthOK  = "200 → signin_success"
+	uAuth403 = oForbid + " → error 4009"
 	cfBad    = "close 3500" // invalid token: terminal
 	cfNone   = "close 3501" // connect without a token: bad request
 	cfExp    = "error 109"  // expired: centrifuge-js fetches a new token
@@ -177,47 +185,47 @@ var authzMatrix = map[string]map[cred]string{
 	"rest.write": {
 		credNone: oUnauth, credGarbage: oUnauth, credWrongKey: oUnauth, credExpired: oExpired,
 		credAlgNone: oUnauth, credNoExp: oUnauth, credTooLong: oUnauth,
-		credMember: "201", credOtherPrj: oForbid, credOtherMem: "201", credAdmin: "201",
+		credMember: "201", credOtherPrj: oForbid, credOtherMem: "201", credAdmin: "201", credRoom: oForbid,
 	},
 	"rest.read": {
 		credNone: oUnauth, credGarbage: oUnauth, credWrongKey: oUnauth, credExpired: oExpired,
 		credAlgNone: oUnauth, credNoExp: oUnauth, credTooLong: oUnauth,
-		credMember: "200", credOtherPrj: oForbid, credOtherMem: "200", credAdmin: "200",
+		credMember: "200", credOtherPrj: oForbid, credOtherMem: "200", credAdmin: "200", credRoom: oForbid,
 	},
 	"realtime.token": { // any valid bearer gets a connection token carrying its own claims
 		credNone: oUnauth, credGarbage: oUnauth, credWrongKey: oUnauth, credExpired: oExpired,
 		credAlgNone: oUnauth, credNoExp: oUnauth, credTooLong: oUnauth,
-		credMember: "200", credOtherPrj: "200", credOtherMem: "200", credAdmin: "200",
+		credMember: "200", credOtherPrj: "200", credOtherMem: "200", credAdmin: "200", credRoom: oForbid,
 	},
 	"pusher.dashboard": {
 		credNone: pAuth401, credGarbage: pAuth401, credWrongKey: pAuth401, credExpired: pAuthExp,
 		credAlgNone: pAuth401, credNoExp: pAuth401, credTooLong: pAuth401,
-		credMember: pAuthOK, credOtherPrj: pAuth403, credOtherMem: pAuthOK, credAdmin: pAuthOK,
+		credMember: pAuthOK, credOtherPrj: pAuth403, credOtherMem: pAuthOK, credAdmin: pAuthOK, credRoom: pAuth403,
 	},
 	"pusher.member": { // member channels: only that member, admins included
 		credNone: pAuth401, credGarbage: pAuth401, credWrongKey: pAuth401, credExpired: pAuthExp,
 		credAlgNone: pAuth401, credNoExp: pAuth401, credTooLong: pAuth401,
-		credMember: pAuthOK, credOtherPrj: pAuth403, credOtherMem: pAuth403, credAdmin: pAuth403,
+		credMember: pAuthOK, credOtherPrj: pAuth403, credOtherMem: pAuth403, credAdmin: pAuth403, credRoom: pAuth403,
 	},
 	"pusher.user-auth": {
 		credNone: uAuth401, credGarbage: uAuth401, credWrongKey: uAuth401, credExpired: uAuthExp,
 		credAlgNone: uAuth401, credNoExp: uAuth401, credTooLong: uAuth401,
-		credMember: uAuthOK, credOtherPrj: uAuthOK, credOtherMem: uAuthOK, credAdmin: uAuthOK,
+		credMember: uAuthOK, credOtherPrj: uAuthOK, credOtherMem: uAuthOK, credAdmin: uAuthOK, credRoom: uAuth403,
 	},
 	"centrifugo.connect": {
 		credNone: cfNone, credGarbage: cfBad, credWrongKey: cfBad, credExpired: cfExp,
 		credAlgNone: cfBad, credNoExp: cfBad, credTooLong: cfBad,
-		credMember: "connected", credOtherPrj: "connected", credOtherMem: "connected", credAdmin: "connected",
+		credMember: "connected", credOtherPrj: "connected", credOtherMem: "connected", credAdmin: "connected", credRoom: "connected",
 	},
 	"centrifugo.dashboard": {
 		credNone: cfNone, credGarbage: cfBad, credWrongKey: cfBad, credExpired: cfExp,
 		credAlgNone: cfBad, credNoExp: cfBad, credTooLong: cfBad,
-		credMember: cfOK, credOtherPrj: cfDenied, credOtherMem: cfOK, credAdmin: cfOK,
+		credMember: cfOK, credOtherPrj: cfDenied, credOtherMem: cfOK, credAdmin: cfOK, credRoom: cfDenied,
 	},
 	"centrifugo.member": {
 		credNone: cfNone, credGarbage: cfBad, credWrongKey: cfBad, credExpired: cfExp,
 		credAlgNone: cfBad, credNoExp: cfBad, credTooLong: cfBad,
-		credMember: cfOK, credOtherPrj: cfDenied, credOtherMem: cfDenied, credAdmin: cfDenied,
+		credMember: cfOK, credOtherPrj: cfDenied, credOtherMem: cfDenied, credAdmin: cfDenied, credRoom: cfDenied,
 	},
 	// Subscription tokens decide alone (as in Centrifugo): without one the
 	// closed namespace is 103; an invalid one is 103 too; one for another
@@ -225,27 +233,37 @@ var authzMatrix = map[string]map[cred]string{
 	"centrifugo.sub-token": {
 		credNone: cfDenied, credGarbage: cfDenied, credWrongKey: cfDenied, credExpired: cfExp,
 		credAlgNone: cfDenied, credNoExp: cfDenied, credTooLong: cfDenied,
-		credMember: cfOK, credOtherPrj: cfBad, credOtherMem: cfBad, credAdmin: cfOK,
+		credMember: cfOK, credOtherPrj: cfBad, credOtherMem: cfBad, credAdmin: cfOK, credRoom: cfOK,
 	},
 	"cable.connect": {
 		credNone: acUnauth, credGarbage: acUnauth, credWrongKey: acUnauth, credExpired: acUnauth,
 		credAlgNone: acUnauth, credNoExp: acUnauth, credTooLong: acUnauth,
-		credMember: "welcome", credOtherPrj: "welcome", credOtherMem: "welcome", credAdmin: "welcome",
+		credMember: "welcome", credOtherPrj: "welcome", credOtherMem: "welcome", credAdmin: "welcome", credRoom: acUnauth,
 	},
 	"cable.dashboard": {
 		credNone: acUnauth, credGarbage: acUnauth, credWrongKey: acUnauth, credExpired: acUnauth,
 		credAlgNone: acUnauth, credNoExp: acUnauth, credTooLong: acUnauth,
-		credMember: acOK, credOtherPrj: acReject, credOtherMem: acOK, credAdmin: acOK,
+		credMember: acOK, credOtherPrj: acReject, credOtherMem: acOK, credAdmin: acOK, credRoom: acUnauth,
 	},
 	"cable.notification": { // {me}: everyone gets their own stream, never another's
 		credNone: acUnauth, credGarbage: acUnauth, credWrongKey: acUnauth, credExpired: acUnauth,
 		credAlgNone: acUnauth, credNoExp: acUnauth, credTooLong: acUnauth,
-		credMember: acOK, credOtherPrj: acOK, credOtherMem: acOK, credAdmin: acOK,
+		credMember: acOK, credOtherPrj: acOK, credOtherMem: acOK, credAdmin: acOK, credRoom: acUnauth,
 	},
 	"cable.member": {
 		credNone: acUnauth, credGarbage: acUnauth, credWrongKey: acUnauth, credExpired: acUnauth,
 		credAlgNone: acUnauth, credNoExp: acUnauth, credTooLong: acUnauth,
-		credMember: acOK, credOtherPrj: acReject, credOtherMem: acReject, credAdmin: acReject,
+		credMember: acOK, credOtherPrj: acReject, credOtherMem: acReject, credAdmin: acReject, credRoom: acUnauth,
+	},
+	"pusher.pubsub": {
+		credNone: pAuth401, credGarbage: pAuth401, credWrongKey: pAuth401, credExpired: pAuthExp,
+		credAlgNone: pAuth401, credNoExp: pAuth401, credTooLong: pAuth401,
+		credMember: pAuth403, credOtherPrj: pAuth403, credOtherMem: pAuth403, credAdmin: pAuthOK, credRoom: pAuthOK,
+	},
+	"centrifugo.pubsub": {
+		credNone: cfNone, credGarbage: cfBad, credWrongKey: cfBad, credExpired: cfExp,
+		credAlgNone: cfBad, credNoExp: cfBad, credTooLong: cfBad,
+		credMember: cfDenied, credOtherPrj: cfDenied, credOtherMem: cfDenied, credAdmin: cfOK, credRoom: cfOK,
 	},
 }
 
@@ -258,13 +276,16 @@ var (
 		credNone: oUnauth, credGarbage: oUnauth, credWrongKey: oUnauth, credExpired: oExpired,
 		credAlgNone: oUnauth, credNoExp: oUnauth, credTooLong: oUnauth,
 	}
-	validCreds = []cred{credMember, credOtherPrj, credOtherMem, credAdmin}
+	validCreds = []cred{credMember, credOtherPrj, credOtherMem, credAdmin, credRoom}
 )
 
 // bearerFamily says which routes take a Switchboard bearer besides the
 // doors: everything under /api/v1 (domain.Authn on the group, or on the
 // route) and the aliases of the Pusher auth endpoints.
 func bearerFamily(route string) bool {
+	if _, foreign := foreignRoutes[route]; foreign {
+		return false
+	}
 	_, path, _ := strings.Cut(route, " ")
 	return strings.HasPrefix(path, "/api/v1/") || slices.Contains(bearerAliases, route)
 }
@@ -273,13 +294,22 @@ var bearerAliases = []string{"GET /broadcasting/auth", "POST /broadcasting/user-
 
 // publicRoutes need no credential at all.
 var publicRoutes = map[string]string{
-	"GET /healthz": "liveness probe: says only whether the store answers",
-	"GET /readyz":  "readiness probe: says only whether the store and the broker answer",
+	"GET /healthz":          "liveness probe: says only whether the store answers",
+	"GET /readyz":           "readiness probe: says only whether the store and the broker answer",
+	"GET /sdk/pubsub.js":    "the PubSub browser SDK: static",
+	"HEAD /sdk/pubsub.js":   "the PubSub browser SDK: static",
+	"GET /sdk/pubsub.mjs":   "the PubSub browser SDK: static",
+	"HEAD /sdk/pubsub.mjs":  "the PubSub browser SDK: static",
+	"GET /sdk/pubsub.d.ts":  "the PubSub browser SDK: static",
+	"HEAD /sdk/pubsub.d.ts": "the PubSub browser SDK: static",
+	"GET /examples/*":       "example pages: static",
+	"GET /examples":         "example pages: a redirect",
 }
 
 const (
 	whyPusherAPI = "Pusher HTTP API: signed with the app key and secret"
 	whyServerAPI = "Centrifugo server API: SWITCHBOARD_API_KEY"
+	whyPubSubAPI = "PubSub API: an organization's API token"
 )
 
 // foreignRoutes take a credential that is not a Switchboard JWT. Each HTTP
@@ -300,6 +330,9 @@ var foreignRoutes = map[string]struct {
 	"POST /api/presence":                                      {whyServerAPI, 401},
 	"POST /api/presence_stats":                                {whyServerAPI, 401},
 	"POST /api/history":                                       {whyServerAPI, 401},
+	"POST /api/v1/pub_subs":                                   {whyPubSubAPI, 401},
+	"POST /api/v1/publish":                                    {whyPubSubAPI, 401},
+	"POST /api/v1/pubsub/room_tokens":                         {whyPubSubAPI, 401},
 }
 
 // TestAuthorizationMatrixIsComplete runs without a server: the tables must

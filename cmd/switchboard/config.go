@@ -279,7 +279,8 @@ func loadConfig(args []string) (config, error) {
 			*v.dst = n
 		}
 	}
-	if c.PubSubRoomTokenTTL, err = envDuration("SWITCHBOARD_PUBSUB_ROOM_TOKEN_TTL", 8*time.Hour); err != nil {
+	// 8 h, or the longest token lifetime when that is shorter.
+	if c.PubSubRoomTokenTTL, err = envDuration("SWITCHBOARD_PUBSUB_ROOM_TOKEN_TTL", min(8*time.Hour, c.JWTMaxTTL)); err != nil {
 		errs = append(errs, err)
 	} else if c.PubSubRoomTokenTTL <= 0 || c.PubSubRoomTokenTTL > c.JWTMaxTTL {
 		errs = append(errs, fmt.Errorf("SWITCHBOARD_PUBSUB_ROOM_TOKEN_TTL: want a duration in (0, SWITCHBOARD_JWT_MAX_TTL], got %s", c.PubSubRoomTokenTTL))

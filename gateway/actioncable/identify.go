@@ -2,6 +2,7 @@ package actioncable
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -47,7 +48,13 @@ func (a *Adapter) identify(r *http.Request) (*domain.Claims, error) {
 	if tok == "" {
 		return nil, errNoToken
 	}
-	return a.cfg.Signer.Verify(tok)
+	claims, err := a.cfg.Signer.Verify(tok)
+	if err == nil && claims.PubSub != nil {
+		// A PubSub room token's sub is a participant id a plugin chose:
+		// it must not open a member's {me} streams here.
+		return nil, fmt.Errorf("%w: a PubSub room token is not an ActionCable identity", domain.ErrInvalidToken)
+	}
+	return claims, err
 }
 
 // bearer strips an optional "Bearer " scheme.

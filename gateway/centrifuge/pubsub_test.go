@@ -69,8 +69,8 @@ func TestPubSubRooms(t *testing.T) {
 	t.Run("refused publishes", func(t *testing.T) {
 		for _, tc := range []struct {
 			name, ch string
-			data any
-			code float64
+			data     any
+			code     float64
 		}{
 			{"event scope", "pubsub.acme.ev1", map[string]any{"type": "x", "data": 1}, 103},
 			{"organization scope", "pubsub.acme", map[string]any{"type": "x", "data": 1}, 103},

@@ -190,8 +190,10 @@ func (a *Adapter) DefaultApp() *App { return a.def }
 func (a *Adapter) Routes(e *echo.Echo) {
 	e.GET("/app/:key", a.serveWS)
 	auth := domain.Authn(a.cfg.Signer, true)
-	e.POST("/broadcasting/auth", a.channelAuth, auth)
-	e.GET("/broadcasting/auth", a.channelAuth, auth)
+	// Channel authorization asks the Authorizer per channel, so a PubSub
+	// room token may use it for its room; user sign-in may not.
+	e.POST("/broadcasting/auth", a.channelAuth, domain.AuthnChannels(a.cfg.Signer))
+	e.GET("/broadcasting/auth", a.channelAuth, domain.AuthnChannels(a.cfg.Signer))
 	e.POST("/pusher/user-auth", a.userAuth, auth)
 	e.POST("/broadcasting/user-auth", a.userAuth, auth)
 	e.GET("/broadcasting/user-auth", a.userAuth, auth)

@@ -78,7 +78,9 @@ func (c *conn) clientEvent(f inFrame) {
 // not the project dashboards (the seed: "broadcasting from client is not
 // supported"), presence-dashboard.project.{slug} included, and not a
 // member's notification/chat-list/thread streams, which only the server
-// writes. Rooms and app channels allow them.
+// writes, and not a PubSub organization or event channel (participants
+// talk in their session only, see gateway.Authorizer.CanPublish). Rooms and
+// app channels allow them.
 func clientEventsAllowed(name string) bool {
 	canon := canonicalOf(name)
 	if canon == "" {
@@ -87,7 +89,8 @@ func clientEventsAllowed(name string) bool {
 	if strings.HasPrefix(canon, "dashboard.project.") {
 		return false
 	}
-	return domain.ParseChannel(canon).Kind != domain.KindMember
+	pc := domain.ParseChannel(canon)
+	return pc.Kind != domain.KindMember && (pc.Kind != domain.KindPubSub || pc.PubSub.Session != "")
 }
 
 // allowClientEvent applies the per-connection rate with a sliding window:

@@ -221,6 +221,10 @@ func TestClientEventsAllowed(t *testing.T) {
 		"private-chat-room-7-channel":              true,
 		"presence-chat-room-7-channel":             true,
 		"private-chat.lobby":                       true,
+		"private-pubsub.acme.ev1.s1":               true,
+		"presence-pubsub.acme.ev1.s1":              true,
+		"private-pubsub.acme.ev1":                  false,
+		"private-pubsub.acme":                      false,
 	}
 	for name, want := range cases {
 		if got := clientEventsAllowed(name); got != want {
