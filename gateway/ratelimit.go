@@ -5,58 +5,72 @@ import (
 	"time"
 )
 
-// RateLimiter allows at most N actions per key in any sliding second. It
-// keys by whatever the caller counts (a PubSub participant across all its
-// connections on this node); idle keys are dropped as it goes, so its size
-// follows the keys active in the last second.
-type RateLimiter struct {
-	n     int
-	mu    sync.Mutex
-	keys  map[string]*window
-	swept time.Time
-}
-
-type window struct {
-	at  []time.Time // ring of the last n accepted times
+// Window allows at most N actions in any sliding second: it keeps the
+// times of the last N accepted ones in a ring. Not safe for concurrent use;
+// the owner locks (a Pusher connection for its client events).
+type Window struct {
+	at  []time.Time
 	idx int
 }
 
-// NewRateLimiter allows n actions per second per key; n < 1 allows none.
-func NewRateLimiter(n int) *RateLimiter {
-	return &RateLimiter{n: n, keys: map[string]*window{}}
-}
-
-// Allow records an action of key at now and reports whether it is within
-// the rate (a refused action is not recorded).
-func (r *RateLimiter) Allow(key string, now time.Time) bool {
-	if r.n < 1 {
+// Allow records an action at now and reports whether it is within n per
+// second (a refused action is not recorded); n < 1 allows none.
+func (w *Window) Allow(n int, now time.Time) bool {
+	if n < 1 {
 		return false
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if now.Sub(r.swept) > time.Second {
-		r.sweep(now)
-	}
-	w := r.keys[key]
-	if w == nil {
-		w = &window{at: make([]time.Time, r.n)}
-		r.keys[key] = w
+	if len(w.at) != n {
+		w.at, w.idx = make([]time.Time, n), 0
 	}
 	if oldest := w.at[w.idx]; !oldest.IsZero() && now.Sub(oldest) < time.Second {
 		return false
 	}
 	w.at[w.idx] = now
-	w.idx = (w.idx + 1) % r.n
+	w.idx = (w.idx + 1) % n
 	return true
 }
 
-// sweep drops keys with nothing in the last second.
-func (r *RateLimiter) sweep(now time.Time) {
-	r.swept = now
-	for k, w := range r.keys {
-		last := w.at[(w.idx+r.n-1)%r.n]
-		if now.Sub(last) >= time.Second {
-			delete(r.keys, k)
+// last is the time of the latest accepted action (zero if none).
+func (w *Window) last() time.Time {
+	if len(w.at) == 0 {
+		return time.Time{}
+	}
+	return w.at[(w.idx+len(w.at)-1)%len(w.at)]
+}
+
+// RateLimiter is a Window per key, safe for concurrent use: a PubSub
+// participant across all its connections on this node. Idle keys are
+// dropped as it goes, so its size follows the keys active in the last
+// second.
+type RateLimiter struct {
+	n     int
+	mu    sync.Mutex
+	keys  map[string]*Window
+	swept time.Time
+}
+
+// NewRateLimiter allows n actions per second per key; n < 1 allows none.
+func NewRateLimiter(n int) *RateLimiter {
+	return &RateLimiter{n: n, keys: map[string]*Window{}}
+}
+
+// Allow records an action of key at now and reports whether it is within
+// the rate.
+func (r *RateLimiter) Allow(key string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now.Sub(r.swept) > time.Second {
+		r.swept = now
+		for k, w := range r.keys {
+			if now.Sub(w.last()) >= time.Second {
+				delete(r.keys, k)
+			}
 		}
 	}
+	w := r.keys[key]
+	if w == nil {
+		w = &Window{}
+		r.keys[key] = w
+	}
+	return w.Allow(r.n, now)
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -275,5 +276,37 @@ func TestLogicalReconnects(t *testing.T) {
 		if want := `{"n":` + itoa(i) + `}`; string(env.Data) != want {
 			t.Fatalf("event %d = %s, want %s", i, env.Data, want)
 		}
+	}
+}
+
+// A restarted relay's backlog (read in transaction-id order) mixes events
+// the killed process kept with fresh ones: the recalled events go out
+// first, so every channel's offsets rise along the delivery, for every
+// protocol (a Centrifugo subscription also drops what it already has, see
+// gateway/centrifuge/subscription.go).
+func TestBacklogDeliversRecalledFirst(t *testing.T) {
+	db := dbtest.Postgres(t)
+	requireLogical(t, db)
+	emitRange(t, db, 0, 5)
+	c := newCollector()
+	// The previous process kept events 1 and 3 before it died.
+	envs := dbtest.Outbox(t, db)
+	if len(envs) != 5 {
+		t.Fatalf("%d events in the outbox", len(envs))
+	}
+	c.store.ids[envs[1].ID], c.store.ids[envs[3].ID] = true, true
+	stop := runRelay(t, db, outbox.ModeLogical, c)
+	defer stop()
+	got := c.wait(t, 5)
+	var order []string
+	for _, env := range got {
+		order = append(order, env.ID)
+	}
+	want := []string{envs[1].ID, envs[3].ID, envs[0].ID, envs[2].ID, envs[4].ID}
+	if !slices.Equal(order, want) {
+		t.Fatalf("delivered %v, want the recalled ones first: %v", order, want)
+	}
+	if c.recalled != 2 || c.kept != 3 {
+		t.Fatalf("recalled %d kept %d, want 2 and 3", c.recalled, c.kept)
 	}
 }

@@ -267,25 +267,25 @@ func (r *Relay) keepOrRecall(ctx context.Context, tx *sql.Tx, envs []domain.Enve
 	if err := r.sink.Recall(ctx, envs); err != nil {
 		return fmt.Errorf("relay: recall: %w", err)
 	}
-	var fresh []int
-	for i := range envs {
-		if len(envs[i].Streams) == 0 {
-			fresh = append(fresh, i)
+	// Recalled events go first, then the fresh ones they are kept now:
+	// every channel's offsets then rise along the batch, whatever order
+	// the rows came in (transaction ids, where the killed process kept in
+	// commit order).
+	var recalled, fresh []domain.Envelope
+	for _, env := range envs {
+		if len(env.Streams) > 0 {
+			recalled = append(recalled, env)
+		} else {
+			fresh = append(fresh, env)
 		}
 	}
-	if len(fresh) == 0 {
-		return nil
+	if len(fresh) > 0 {
+		if err := r.sink.Keep(ctx, tx, fresh); err != nil {
+			return fmt.Errorf("relay: keep: %w", err)
+		}
 	}
-	sub := make([]domain.Envelope, len(fresh))
-	for k, i := range fresh {
-		sub[k] = envs[i]
-	}
-	if err := r.sink.Keep(ctx, tx, sub); err != nil {
-		return fmt.Errorf("relay: keep: %w", err)
-	}
-	for k, i := range fresh {
-		envs[i] = sub[k]
-	}
+	copy(envs, recalled)
+	copy(envs[len(recalled):], fresh)
 	return nil
 }
 

@@ -36,46 +36,60 @@ func (s *subscription) ConnID() string { return s.c.id }
 // Deliver enqueues the publication push, encoded once per message for all
 // centrifuge subscribers of the channel.
 func (s *subscription) Deliver(m *gateway.Message) {
-	if s.hold(m) == 0 {
+	s.mu.Lock()
+	ok := s.admit(m)
+	s.mu.Unlock()
+	if ok {
 		s.send(m)
 	}
 }
 
-// hold keeps back those of ms that must not be sent now and returns how
-// many it kept, all of them or a leading run: while the subscribe reply is
-// being built every message is buffered; afterwards the messages the reply
-// already covered are dropped. Such a message got its offset (history
-// interceptor) before the reply read the stream position, but its fan-out
-// reached this subscription only after the reply (its publisher was
-// descheduled in between); sending it would repeat an offset the client
-// already has.
-func (s *subscription) hold(ms ...*gateway.Message) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.buffering {
-		n := 0
-		for n < len(ms) && ms[n].Offset != 0 && ms[n].Offset <= s.covered {
-			n++
-		}
-		return n
-	}
-	for _, m := range ms {
+// admit decides, under s.mu, whether m goes out now. While the subscribe
+// reply is being built every message is buffered. Afterwards a positioned
+// message goes out only above the highest offset the client already has
+// (from the reply, or sent since), so offsets reach the client strictly
+// increasing and never twice, whatever order messages arrive in:
+//   - one that got its offset before the reply read the stream position
+//     but whose fan-out reached this subscription after the reply (its
+//     publisher was descheduled in between);
+//   - one kept by a process that was killed before delivering it, found
+//     again by the next process (outbox Recall) and delivered among newer
+//     ones: its old offset is below them, and the client has it from
+//     before the crash or from its recovery.
+func (s *subscription) admit(m *gateway.Message) bool {
+	if s.buffering {
 		if len(s.buf) < maxSubscribeBuffer {
 			s.buf = append(s.buf, m)
 		} else {
 			s.overflow = true
 		}
+		return false
 	}
-	return len(ms)
+	if m.Offset == 0 {
+		return true
+	}
+	if m.Offset <= s.covered {
+		return false
+	}
+	s.covered = m.Offset
+	return true
 }
 
 // DeliverMany is Deliver for a backlog of the channel's messages: one
 // write for all of them.
 func (s *subscription) DeliverMany(ms []*gateway.Message) {
-	ms = ms[s.hold(ms...):]
-	var arr [gateway.MaxBrokerBatch][]byte
-	frames := arr[:0]
+	var arr [gateway.MaxBrokerBatch]*gateway.Message
+	admitted := arr[:0]
+	s.mu.Lock()
 	for _, m := range ms {
+		if s.admit(m) {
+			admitted = append(admitted, m)
+		}
+	}
+	s.mu.Unlock()
+	var farr [gateway.MaxBrokerBatch][]byte
+	frames := farr[:0]
+	for _, m := range admitted {
 		if f := s.frame(m); f != nil {
 			frames = append(frames, f)
 		}
@@ -104,7 +118,7 @@ func (s *subscription) frame(m *gateway.Message) []byte {
 
 // flush ends buffering: messages at or below the position the subscribe
 // reply gave (last) were already covered by it and are dropped; the rest
-// go out in order, after the reply.
+// go out in order, after the reply (see admit).
 func (s *subscription) flush(last uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -113,14 +127,13 @@ func (s *subscription) flush(last uint64) {
 		go s.c.closeWith(DisconnectInsufficient)
 		return
 	}
-	for _, m := range s.buf {
-		if m.Offset == 0 || m.Offset > last {
+	buf := s.buf
+	s.buf, s.buffering, s.covered = nil, false, last
+	for _, m := range buf {
+		if s.admit(m) {
 			s.send(m)
 		}
 	}
-	s.buf = nil
-	s.buffering = false
-	s.covered = last
 }
 
 // expireAt arms the subscription-token expiry: without a sub_refresh by

@@ -14,7 +14,8 @@ import (
 // is at or below the offset the reply covered (its fan-out took the
 // subscriber list before the reply and ran late) is dropped, not sent
 // twice; later and unpositioned publications go out. Before this rule a
-// busy channel occasionally repeated an offset to a fresh subscriber.
+// busy channel occasionally repeated an offset to a fresh subscriber, and a
+// client recovering across a crash occasionally got recalled offsets again.
 func TestSubscriptionDropsWhatTheReplyCovered(t *testing.T) {
 	msg := func(offset uint64) *gateway.Message {
 		return &gateway.Message{Channel: "notification-channel-42", Event: "e", Data: json.RawMessage(`{}`), Offset: offset}
@@ -42,6 +43,19 @@ func TestSubscriptionDropsWhatTheReplyCovered(t *testing.T) {
 			s.flush(5)
 			s.Deliver(msg(0))
 		}, []string{"0"}},
+		// A restarted relay recalls events the killed process kept (old
+		// offsets) and delivers them among new ones in transaction-id
+		// order: the client has the old ones, and must see offsets rise.
+		{"recalled old offsets among new ones", func(s *subscription) {
+			s.flush(50)
+			s.DeliverMany([]*gateway.Message{msg(51), msg(48), msg(49), msg(50), msg(52)})
+			s.Deliver(msg(50))
+			s.Deliver(msg(53))
+		}, []string{"51", "52", "53"}},
+		{"offsets still rise when buffered out of order", func(s *subscription) {
+			s.DeliverMany([]*gateway.Message{msg(7), msg(6), msg(8)})
+			s.flush(5)
+		}, []string{"7", "8"}},
 	}
 	offset := regexp.MustCompile(`"offset":(\d+)`)
 	for _, tt := range tests {

@@ -99,15 +99,5 @@ func clientEventsAllowed(name string) bool {
 func (c *conn) allowClientEvent(now time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := c.app.ClientEventsPerSecond
-	if c.sent == nil {
-		c.sent = make([]time.Time, n)
-	}
-	oldest := c.sent[c.sentIdx]
-	if !oldest.IsZero() && now.Sub(oldest) < time.Second {
-		return false
-	}
-	c.sent[c.sentIdx] = now
-	c.sentIdx = (c.sentIdx + 1) % n
-	return true
+	return c.sent.Allow(c.app.ClientEventsPerSecond, now)
 }

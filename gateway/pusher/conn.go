@@ -40,11 +40,9 @@ type conn struct {
 	userKeys map[string]struct{}
 	// signedIn is the user id of a successful pusher:signin.
 	signedIn string
-	// sent holds the times of the last accepted client events (a ring), for
-	// the per-connection rate limit.
-	sent    []time.Time
-	sentIdx int
-	closed  bool
+	// sent is the per-connection client event rate limit.
+	sent   gateway.Window
+	closed bool
 	// authTimer closes the connection with 4009 when the app enables user
 	// authentication and the connection has neither signed in nor
 	// subscribed to a private/presence channel in time; authorized is set
