@@ -303,6 +303,7 @@ var publicRoutes = map[string]string{
 	"GET /sdk/pubsub.d.ts":  "the PubSub browser SDK: static",
 	"HEAD /sdk/pubsub.d.ts": "the PubSub browser SDK: static",
 	"GET /examples/*":       "example pages: static",
+	"HEAD /examples/*":      "example pages: static",
 	"GET /examples":         "example pages: a redirect",
 }
 

@@ -17,6 +17,7 @@ import (
 	"switchboard/attendees"
 	"switchboard/chat"
 	"switchboard/domain"
+	"switchboard/examples"
 	"switchboard/forms"
 	"switchboard/games"
 	"switchboard/gateway"
@@ -25,6 +26,8 @@ import (
 	"switchboard/gateway/pusher"
 	"switchboard/gateway/webhooks"
 	"switchboard/notifications"
+	"switchboard/pubsub"
+	"switchboard/pubsub/sdk"
 	"switchboard/social"
 )
 
@@ -42,6 +45,7 @@ func migrations() [][]domain.Migration {
 		chat.Migrations(),
 		notifications.Migrations(),
 		webhooks.Migrations(),
+		pubsub.Migrations(),
 	}
 }
 
@@ -181,6 +185,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	chat.Routes(api, chatStore, db)
 	notifications.Routes(api, notifications.NewStore(db), db)
 	webhooks.Routes(api, hookQueue, hookSender)
+	pubsubStore := pubsub.NewStore(db)
+	pubsubStore.MaxPayload = cfg.PubSubMaxPayload
+	pubsub.Routes(e, api, pubsubStore, db, pubsub.RoomTokens{Signer: signer, TTL: cfg.PubSubRoomTokenTTL})
+	sdk.Routes(e)
+	examples.Routes(e)
 
 	pa, err := pusher.New(node, pusher.Config{Apps: apps, Signer: signer, DB: db, Webhooks: hookEmitter, Leads: leading.Load})
 	if err != nil {
@@ -273,7 +282,8 @@ var routerBuilt func(*echo.Echo)
 
 // newCentrifuge builds the Centrifugo front door from the config.
 func newCentrifuge(cfg config, node *gateway.Node, signer *domain.Signer, db *domain.DB) (*centrifuge.Adapter, error) {
-	cc := centrifuge.Config{Signer: signer, DB: db, APIKey: cfg.APIKey, TokenTTL: cfg.RealtimeTokenTTL, Version: version}
+	cc := centrifuge.Config{Signer: signer, DB: db, APIKey: cfg.APIKey, TokenTTL: cfg.RealtimeTokenTTL, Version: version,
+		RoomPublishRate: cfg.PubSubPublishRate, RoomMaxPayload: cfg.PubSubMaxPayload}
 	if cfg.CentrifugoConfig != "" {
 		chans, err := centrifuge.LoadChannels(cfg.CentrifugoConfig)
 		if err != nil {
