@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -138,13 +139,15 @@ func RequestBudget(timeout time.Duration) time.Duration {
 
 // Guard bounds every request's database work so that it answers within
 // timeout (see RequestBudget) and, while h says the database is down, answers 503
-// database_unavailable at once without trying it. h may be nil; requests
+// database_unavailable at once without trying it. Paths in skip (a trailing
+// "*" matches a prefix) never touch the database. h may be nil; requests
 // for the paths in skip (health checks) pass untouched.
 func Guard(h *Health, timeout time.Duration, skip ...string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
+			path := c.Request().URL.Path
 			for _, p := range skip {
-				if c.Request().URL.Path == p {
+				if prefix, ok := strings.CutSuffix(p, "*"); (ok && strings.HasPrefix(path, prefix)) || path == p {
 					return next(c)
 				}
 			}

@@ -18,14 +18,19 @@ import (
 const HeaderRequestID = "X-Request-ID"
 
 // NewEcho returns an echo instance with Switchboard's REST conventions: one
-// error renderer, request ids, panic recovery, a body size cap, and path
-// and query parameters refused when PostgreSQL could not store them.
+// error renderer, an access log line per request (accesslog.go), request
+// ids, panic recovery, a body size cap, and path and query parameters
+// refused when PostgreSQL could not store them.
+// A nil log means slog.Default().
 func NewEcho(log *slog.Logger) *echo.Echo {
+	if log == nil {
+		log = slog.Default()
+	}
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = errorHandler(log)
-	e.Use(recoverer(log), requestID, bodyLimit(1<<20), textParams)
+	e.Use(accessLog(log), recoverer(log), requestID, bodyLimit(1<<20), textParams)
 	return e
 }
 

@@ -246,6 +246,10 @@ func (b *NATSBroker) Subscribe(fn func([]domain.Envelope)) { b.local.Subscribe(f
 // Connected reports whether the NATS connection is up (readiness).
 func (b *NATSBroker) Connected() bool { return b.nc.Status() == nats.CONNECTED }
 
+// Reconnects is how many times the NATS connection was re-established
+// (metrics).
+func (b *NATSBroker) Reconnects() uint64 { return b.nc.Stats().Reconnects }
+
 // Close stops forwarding (batches not yet acknowledged are sent again by
 // the next relay), stops consuming, lets the local fan-out finish and
 // closes the connection.

@@ -319,3 +319,18 @@ func (h *Hub) NumChannels() int {
 	}
 	return n
 }
+
+// NumSubscriptions is the number of subscriptions, over every channel. It
+// visits every channel (a metrics scrape's cost, not a publish's): a
+// running total would be one more shared counter on every subscribe.
+func (h *Hub) NumSubscriptions() int {
+	n := 0
+	for _, sh := range h.shards {
+		sh.mu.RLock()
+		for _, cs := range sh.channels {
+			n += len(cs.set)
+		}
+		sh.mu.RUnlock()
+	}
+	return n
+}

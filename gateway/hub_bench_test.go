@@ -32,7 +32,7 @@ func (c *benchMultiConn) DeliverMany(ms []*Message) {
 	for _, m := range ms {
 		frames = append(frames, m.Frame("bench", func(m *Message) []byte { return TextFrame(m.Data) }))
 	}
-	c.w.EnqueueMany(frames)
+	c.w.DeliverMany(frames)
 }
 
 // BenchmarkHubFanout publishes 300-byte messages to N subscribers and waits

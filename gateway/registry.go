@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 )
 
@@ -24,16 +25,78 @@ func NewRegistry[C comparable]() *Registry[C] {
 	return &Registry[C]{conns: map[string]C{}, users: map[string]map[string]C{}, userOf: map[string]string{}}
 }
 
+// Described is a connection that tells the registry what to count and
+// log about it: the three adapters' connections are. The registry then
+// counts it in Stats (Node.Stats: connections, connects, disconnects, its
+// writer's traffic) and logs its connect and disconnect at debug level,
+// so the three protocols' lines are written in one place, with the same
+// keys.
+type Described interface {
+	Describe() ConnDesc
+}
+
+// ConnDesc describes a connection (see Described).
+type ConnDesc struct {
+	Proto Protocol
+	// Writer is the connection's writer: its traffic counters and how the
+	// connection ended.
+	Writer *Writer
+	// User is who the connection belongs to so far ("" until known).
+	User string
+	// Remote is the peer's address.
+	Remote string
+	// Log is the adapter's logger (it names the protocol).
+	Log *slog.Logger
+}
+
 // Add registers c under id; it reports false, registering nothing, once
 // the node is shutting down.
 func (r *Registry[C]) Add(id string, c C) bool {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.shut {
+		r.mu.Unlock()
 		return false
 	}
 	r.conns[id] = c
+	r.mu.Unlock()
+	if d, ok := any(c).(Described); ok {
+		connected(id, d.Describe())
+	}
 	return true
+}
+
+// connected counts and logs a registered connection.
+func connected(id string, d ConnDesc) {
+	processStats.opened(d.Proto, d.Writer)
+	ctx := context.Background()
+	if d.Log == nil || !d.Log.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	d.Log.LogAttrs(ctx, slog.LevelDebug, "connect",
+		slog.String("conn", id), slog.String("user", d.User), slog.String("remote", d.Remote))
+}
+
+// disconnected counts and logs the end of a registered connection, with
+// the close code and reason its writer saw (see Writer.End).
+func disconnected(id string, d ConnDesc) {
+	processStats.closed(d.Proto, d.Writer)
+	ctx := context.Background()
+	if d.Log == nil || !d.Log.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	end, ok := End{}, false
+	if d.Writer != nil {
+		end, ok = d.Writer.End()
+	}
+	by := "server"
+	if !ok {
+		end = End{Code: CloseAbnormal, Reason: "unknown"}
+	} else if end.ByClient {
+		by = "client"
+	}
+	d.Log.LogAttrs(ctx, slog.LevelDebug, "disconnect",
+		slog.String("conn", id), slog.String("user", d.User), slog.String("remote", d.Remote),
+		slog.Int("code", end.Code), slog.String("reason", end.Reason), slog.String("by", by))
 }
 
 // Run runs the connection on a goroutine of its own and forgets it when
@@ -47,12 +110,20 @@ func (r *Registry[C]) Run(id string, run func()) {
 	}()
 }
 
-// Remove forgets id.
+// Remove forgets id; a Described connection is counted and logged as
+// disconnected.
 func (r *Registry[C]) Remove(id string) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	c, ok := r.conns[id]
 	delete(r.conns, id)
 	r.unindexLocked(id)
+	r.mu.Unlock()
+	if !ok {
+		return
+	}
+	if d, ok := any(c).(Described); ok {
+		disconnected(id, d.Describe())
+	}
 }
 
 // SetUser indexes id under user (sign-in, token subject); "" removes it

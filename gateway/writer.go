@@ -1,7 +1,11 @@
 package gateway
 
 import (
+	"encoding/binary"
+	"errors"
 	"sync"
+
+	"github.com/gorilla/websocket"
 )
 
 // WriterConfig configures a connection's Writer.
@@ -62,7 +66,115 @@ type Writer struct {
 	// and then a reset instead of the close code.
 	partial  bool
 	overflow bool // the queue overflowed (and that cut was reported)
-	done     chan struct{}
+	// Counters for Stats, kept under mu where Deliver and the writes hold
+	// it anyway, beside closed (which every Deliver reads): a connection's
+	// own memory, never a cache line the fan-out goroutines share.
+	delivered uint64 // frames queued by Deliver and DeliverMany
+	sent      uint64 // bytes the socket took
+	end       *End   // how the connection ended, once known
+	done      chan struct{}
+}
+
+// Counts are a Writer's counters (see Stats.Traffic).
+type Counts struct {
+	Deliveries uint64 // frames queued by Deliver and DeliverMany
+	Bytes      uint64 // bytes the socket took, control frames included
+}
+
+// Counts returns the writer's counters so far.
+func (w *Writer) Counts() Counts {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return Counts{Deliveries: w.delivered, Bytes: w.sent}
+}
+
+// End is how a connection ended, for its disconnect log line: the close
+// code and reason of the first close frame queued (the server's, or its
+// echo of the client's), or 1006 (abnormal closure) with the read or write
+// error when the socket ended without one.
+type End struct {
+	Code   int
+	Reason string
+	// ByClient: the client closed (its close frame, or the socket went
+	// away under the read loop); false when the server closed.
+	ByClient bool
+}
+
+// End reports how the connection ended; ok is false while nobody has
+// closed it.
+func (w *Writer) End() (e End, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.end == nil {
+		return End{}, false
+	}
+	return *w.end, true
+}
+
+// noteEnd records e unless an earlier end was recorded. The caller holds
+// mu.
+func (w *Writer) noteEnd(e End) {
+	if w.end == nil {
+		w.end = &e
+	}
+}
+
+// noteReadEnd records that the read loop ended with err (nil: the adapter
+// stopped reading), for a connection that ended without a close frame: the
+// client vanished (EOF, reset) or went silent past a read deadline.
+// A client's close frame that no close handler echoed through CloseEcho is
+// recorded as the client's.
+func (w *Writer) noteReadEnd(err error) {
+	e := End{Code: CloseAbnormal, Reason: "read stopped"}
+	var ce *websocket.CloseError
+	switch {
+	case errors.As(err, &ce):
+		e = End{Code: ce.Code, Reason: ce.Text, ByClient: true}
+	case err != nil:
+		// A read deadline is the server giving up on a silent client;
+		// anything else is the client's socket going away.
+		e = End{Code: CloseAbnormal, Reason: "read: " + err.Error(), ByClient: !IsWriteTimeout(err)}
+	}
+	w.mu.Lock()
+	w.noteEnd(e)
+	w.mu.Unlock()
+}
+
+// CloseAbnormal is the close code logged for a connection that ended
+// without a close frame (RFC 6455 §7.4.1, 1006: never sent on the wire).
+const CloseAbnormal = websocket.CloseAbnormalClosure
+
+// closeFrameEnd finds the close frame in frames (server frames, unmasked,
+// possibly several concatenated: ActionCable sends its disconnect message
+// and the close frame as one) and returns its code and reason.
+func closeFrameEnd(frames []byte) (End, bool) {
+	for len(frames) >= 2 {
+		op, n, h := frames[0]&0x0f, int(frames[1]&0x7f), 2
+		switch n {
+		case 126:
+			if len(frames) < 4 {
+				return End{}, false
+			}
+			n, h = int(binary.BigEndian.Uint16(frames[2:])), 4
+		case 127:
+			if len(frames) < 10 {
+				return End{}, false
+			}
+			n, h = int(binary.BigEndian.Uint64(frames[2:])), 10
+		}
+		if n < 0 || len(frames) < h+n {
+			return End{}, false
+		}
+		if op == opClose {
+			p := frames[h : h+n]
+			if len(p) < 2 {
+				return End{Code: websocket.CloseNoStatusReceived}, true
+			}
+			return End{Code: int(binary.BigEndian.Uint16(p)), Reason: string(p[2:])}, true
+		}
+		frames = frames[h+n:]
+	}
+	return End{}, false
 }
 
 // NewWriter returns an idle Writer.
@@ -134,7 +246,7 @@ func (w *Writer) overflowed(queued int) {
 func (w *Writer) Deliver(m *Message, frame []byte) bool {
 	b := m.batch
 	if b == nil {
-		return w.Enqueue(frame)
+		return w.enqueue([][]byte{frame}, true)
 	}
 	w.mu.Lock()
 	if !w.admit() {
@@ -144,27 +256,40 @@ func (w *Writer) Deliver(m *Message, frame []byte) bool {
 		if !b.add(w) {
 			// The batch was already flushed (a late redelivery).
 			w.mu.Unlock()
-			return w.Enqueue(frame)
+			return w.enqueue([][]byte{frame}, true)
 		}
 		w.batch = b
 	}
 	// Otherwise a drain, a hold or an earlier batch will write it.
 	w.queue = append(w.queue, frame)
+	w.delivered++
 	w.mu.Unlock()
 	return true
 }
+
+// DeliverMany is EnqueueMany for publications: what it queues counts as
+// deliveries (Counts), what Enqueue and EnqueueMany queue (replies,
+// control frames) does not.
+func (w *Writer) DeliverMany(frames [][]byte) bool { return w.enqueue(frames, true) }
 
 // EnqueueMany queues frames, in order, as one unit: an idle writer sends
 // them at once, joined into one non-blocking write (what a batch's Flush
 // would do, without the second visit). It reports false when the writer is
 // closed or the queue overflowed (the connection is then being dropped).
-func (w *Writer) EnqueueMany(frames [][]byte) bool {
+func (w *Writer) EnqueueMany(frames [][]byte) bool { return w.enqueue(frames, false) }
+
+// enqueue is EnqueueMany; deliveries says whether frames are publications
+// (counted in Counts).
+func (w *Writer) enqueue(frames [][]byte, deliveries bool) bool {
 	if len(frames) == 0 {
 		return true
 	}
 	w.mu.Lock()
 	if !w.admit() {
 		return false
+	}
+	if deliveries {
+		w.delivered += uint64(len(frames))
 	}
 	if !w.idle() {
 		// Queue behind whatever waits; start a drain unless a drain or a
@@ -286,6 +411,7 @@ func (w *Writer) Hold() (release func()) {
 func (w *Writer) inline(frame []byte) (ok, all bool) {
 	n, err := w.cfg.TryWrite(frame)
 	w.mu.Lock()
+	w.sent += uint64(n)
 	if err != nil {
 		w.fail(err, len(frame)-n)
 		return false, false
@@ -324,6 +450,7 @@ func (w *Writer) fail(err error, lost int) {
 	w.partial = false
 	w.final = true
 	w.running = false
+	w.noteEnd(End{Code: CloseAbnormal, Reason: "write: " + err.Error()})
 	close(w.done)
 	w.mu.Unlock()
 	if slow {
@@ -346,7 +473,23 @@ func queuedBytes(frames [][]byte) int {
 // CloseWith queues a last frame (e.g. a close frame), refuses further frames
 // and returns a channel closed once everything queued has been written (or
 // writing failed). Later calls return the same channel.
-func (w *Writer) CloseWith(frame []byte) <-chan struct{} {
+func (w *Writer) CloseWith(frame []byte) <-chan struct{} { return w.closeWith(frame, "", false) }
+
+// CloseWithReason is CloseWith for a close whose reason is not in the close
+// frame (ActionCable says it in a message before an empty close frame):
+// reason is what the disconnect log line says.
+func (w *Writer) CloseWithReason(frame []byte, reason string) <-chan struct{} {
+	return w.closeWith(frame, reason, false)
+}
+
+// CloseEcho answers the client's close frame with code (RFC 6455 §5.5.1)
+// as CloseWith does; the disconnect log line then says the client closed.
+// Adapters call it from their close handler.
+func (w *Writer) CloseEcho(code int) <-chan struct{} {
+	return w.closeWith(CloseFrame(code, ""), "", true)
+}
+
+func (w *Writer) closeWith(frame []byte, reason string, byClient bool) <-chan struct{} {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.final {
@@ -355,6 +498,13 @@ func (w *Writer) CloseWith(frame []byte) <-chan struct{} {
 	w.final = true
 	w.closed = true
 	if frame != nil {
+		if e, ok := closeFrameEnd(frame); ok {
+			if reason != "" {
+				e.Reason = reason
+			}
+			e.ByClient = byClient
+			w.noteEnd(e)
+		}
 		w.queue = append(w.queue, frame)
 	}
 	if !w.running {
@@ -415,6 +565,7 @@ func (w *Writer) drain() {
 			w.fail(err, queuedBytes(batch)) // before the batch is cleared for reuse
 			return
 		}
+		w.sent += uint64(queuedBytes(batch))
 		if whole && w.spare == nil && cap(batch) <= 4*w.cfg.MaxBatch {
 			clear(batch)
 			w.spare = batch[:0]

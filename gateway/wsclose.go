@@ -109,6 +109,9 @@ func Linger(ws *websocket.Conn, rest io.Reader, sent <-chan struct{}) {
 // is already queued) while the rest of it is drained (Linger), and ReadLoop
 // returns ErrMessageTooBig; otherwise it returns the read error that ended
 // the connection (nil when handle stopped it).
+//
+// Every connection's read side ends here, so this is where w learns how
+// the connection ended when no close frame said so (see Writer.End).
 func ReadLoop(ws *websocket.Conn, w *Writer, limit int, tooBig string, handle func(data []byte) bool) error {
 	for {
 		data, rest, err := ReadMessage(ws, limit)
@@ -118,9 +121,11 @@ func ReadLoop(ws *websocket.Conn, w *Writer, limit int, tooBig string, handle fu
 			return err
 		}
 		if err != nil {
+			w.noteReadEnd(err)
 			return err
 		}
 		if !handle(data) {
+			w.noteReadEnd(nil)
 			return nil
 		}
 	}

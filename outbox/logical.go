@@ -75,8 +75,10 @@ func (r *Relay) chooseMode(ctx context.Context) (mode Mode, why string, ok bool,
 COALESCE((SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user), false)`).Scan(&level, &role, &canReplicate)
 		cancel()
 		if err == nil {
+			r.cfg.Status.setFailing(nil)
 			break
 		}
+		r.cfg.Status.setFailing(err)
 		if attempt == 0 {
 			r.cfg.Logger.Warn("relay: cannot start yet; retrying every second", "err", err)
 		}
@@ -117,6 +119,7 @@ func (r *Relay) runLogical(ctx context.Context) error {
 		err := r.stream(ctx, attempt == 0, func() {
 			if failing {
 				r.cfg.Logger.Info("relay: resumed")
+				r.cfg.Status.setFailing(nil)
 				failing = false
 			}
 		})
@@ -132,6 +135,7 @@ func (r *Relay) runLogical(ctx context.Context) error {
 			r.cfg.Logger.Debug("relay: will retry", "err", err)
 		}
 		failing = true
+		r.cfg.Status.setFailing(err)
 		// What was handed over goes out, and its rows are deleted, before
 		// the next backlog read, which would otherwise deliver it again.
 		r.drain()

@@ -42,8 +42,10 @@ func (r *Relay) runPoll(ctx context.Context) error {
 			return nil
 		}()
 		if err == nil {
+			r.cfg.Status.setFailing(nil)
 			break
 		}
+		r.cfg.Status.setFailing(err)
 		if attempt == 0 {
 			r.cfg.Logger.Warn("relay: cannot start yet; retrying every second", "err", err)
 		}
@@ -120,6 +122,7 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}, cursor *position
 				r.cfg.Logger.Debug("relay: will retry", "err", err)
 			}
 			failing = true
+			r.cfg.Status.setFailing(err)
 			if !sleep(ctx, time.Second) {
 				return ctx.Err()
 			}
@@ -127,6 +130,7 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}, cursor *position
 		}
 		if failing {
 			r.cfg.Logger.Info("relay: resumed")
+			r.cfg.Status.setFailing(nil)
 			failing = false
 		}
 		if b.empty() {
@@ -295,11 +299,16 @@ func (r *Relay) saveDelivered(ctx context.Context, p position) error {
 // positions loads the stored and delivered positions. A database relayed by
 // an earlier version has only the stored one, which then meant delivered.
 func (r *Relay) positions(ctx context.Context) (stored, delivered position, err error) {
-	stored, _, err = loadPosition(ctx, r.db, r.db.Dialect, storedGroup)
+	return positionsOf(ctx, r.db)
+}
+
+// positionsOf is Relay.positions for any reader of db's outbox (Backlog).
+func positionsOf(ctx context.Context, db *domain.DB) (stored, delivered position, err error) {
+	stored, _, err = loadPosition(ctx, db, db.Dialect, storedGroup)
 	if err != nil {
 		return
 	}
-	delivered, ok, err := loadPosition(ctx, r.db, r.db.Dialect, deliveredGroup)
+	delivered, ok, err := loadPosition(ctx, db, db.Dialect, deliveredGroup)
 	if err != nil {
 		return
 	}

@@ -66,6 +66,11 @@ type Config struct {
 	Mode Mode
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Status receives what the relay tells about itself (running, failing,
+	// lag, deliveries) for readiness and metrics. Nil means a Status of
+	// the relay's own (see Relay.Status); pass one to keep it across the
+	// relays of a node.
+	Status *Status
 }
 
 func (c *Config) setDefaults() {
@@ -86,6 +91,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Mode == "" {
 		c.Mode = ModeAuto
+	}
+	if c.Status == nil {
+		c.Status = &Status{}
 	}
 }
 
@@ -158,7 +166,15 @@ func NewRelay(db *domain.DB, sink Sink, cfg Config) (*Relay, error) {
 // is not part of the backlog that RestartGrace holds.
 func (r *Relay) Ready() <-chan struct{} { return r.ready }
 
-func (r *Relay) markReady() { r.readyOnce.Do(func() { close(r.ready) }) }
+func (r *Relay) markReady() {
+	r.readyOnce.Do(func() {
+		r.cfg.Status.setRunning(true)
+		close(r.ready)
+	})
+}
+
+// Status is where the relay reports itself (Config.Status).
+func (r *Relay) Status() *Status { return r.cfg.Status }
 
 // Mode reports the mode Run chose; empty before it has.
 func (r *Relay) Mode() Mode {
@@ -170,6 +186,10 @@ func (r *Relay) Mode() Mode {
 // events already handed over and stores what was delivered. A database that
 // cannot be reached at start is retried every second, as later.
 func (r *Relay) Run(ctx context.Context) error {
+	defer func() {
+		r.cfg.Status.setRunning(false)
+		r.cfg.Status.setFailing(nil)
+	}()
 	mode, why, ok, err := r.chooseMode(ctx)
 	if err != nil || !ok {
 		return err
@@ -229,9 +249,11 @@ func (r *Relay) handOver(ctx context.Context, envs []domain.Envelope, delivered 
 	r.mu.Lock()
 	r.pending++
 	r.mu.Unlock()
+	key := r.cfg.Status.handedOver(envs)
 	var once sync.Once
 	done := func() {
 		once.Do(func() {
+			r.cfg.Status.delivered(key, envs, time.Now())
 			delivered()
 			r.mu.Lock()
 			r.pending--
@@ -247,6 +269,7 @@ func (r *Relay) handOver(ctx context.Context, envs []domain.Envelope, delivered 
 		return nil
 	}
 	if err := r.sink.Deliver(ctx, envs, done); err != nil {
+		r.cfg.Status.dropped(key)
 		r.mu.Lock()
 		r.pending--
 		r.mu.Unlock()

@@ -96,8 +96,8 @@ func TestServeRejectsBadCableChannels(t *testing.T) {
 	t.Setenv("SWITCHBOARD_ADDR", freeAddr(t))
 	t.Setenv("SWITCHBOARD_DATA_DIR", t.TempDir())
 	t.Setenv("SWITCHBOARD_CABLE_CHANNELS", classes)
-	t.Setenv("SWITCHBOARD_JWT_SECRET", "e2e-secret")
-	err := serve(t.Context(), nil, io.Discard)
+	t.Setenv("SWITCHBOARD_JWT_SECRET", testJWTSecret)
+	err := serve(t.Context(), nil, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "not a canonical") {
 		t.Fatalf("serve with a bad channel file: %v", err)
 	}
@@ -111,8 +111,8 @@ func TestCableConfig(t *testing.T) {
 		maxSubs int
 		wantErr string
 	}{
-		{"defaults", nil, nil, 0, ""},
-		{"origins trimmed", map[string]string{"SWITCHBOARD_CABLE_ALLOWED_ORIGINS": " https://a.example, ,https://b.example "}, []string{"https://a.example", "https://b.example"}, 0, ""},
+		{"defaults", nil, nil, 100, ""},
+		{"origins trimmed", map[string]string{"SWITCHBOARD_CABLE_ALLOWED_ORIGINS": " https://a.example, ,https://b.example "}, []string{"https://a.example", "https://b.example"}, 100, ""},
 		{"max subscriptions", map[string]string{"SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS": "20"}, nil, 20, ""},
 		{"bad max subscriptions", map[string]string{"SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS": "lots"}, nil, 0, "SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS"},
 		{"zero max subscriptions", map[string]string{"SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS": "0"}, nil, 0, "SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS"},
@@ -122,7 +122,7 @@ func TestCableConfig(t *testing.T) {
 			for _, k := range []string{"SWITCHBOARD_CABLE_ALLOWED_ORIGINS", "SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS", "SWITCHBOARD_CABLE_CHANNELS"} {
 				t.Setenv(k, tt.env[k])
 			}
-			c, err := loadConfig(nil)
+			c, err := loadConfig("serve", nil, io.Discard)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want it to name %s", err, tt.wantErr)

@@ -70,7 +70,7 @@ func claimsOf(k cred) jwt.MapClaims {
 }
 
 const (
-	matrixSecret = "e2e-secret" // what startServe configures
+	matrixSecret = testJWTSecret // what startServe configures
 	matrixMaxTTL = 2 * time.Hour
 	matrixAPIKey = "matrix-api-key"
 )
@@ -294,17 +294,22 @@ var bearerAliases = []string{"GET /broadcasting/auth", "POST /broadcasting/user-
 
 // publicRoutes need no credential at all.
 var publicRoutes = map[string]string{
-	"GET /healthz":          "liveness probe: says only whether the store answers",
-	"GET /readyz":           "readiness probe: says only whether the store and the broker answer",
-	"GET /sdk/pubsub.js":    "the PubSub browser SDK: static",
-	"HEAD /sdk/pubsub.js":   "the PubSub browser SDK: static",
-	"GET /sdk/pubsub.mjs":   "the PubSub browser SDK: static",
-	"HEAD /sdk/pubsub.mjs":  "the PubSub browser SDK: static",
-	"GET /sdk/pubsub.d.ts":  "the PubSub browser SDK: static",
-	"HEAD /sdk/pubsub.d.ts": "the PubSub browser SDK: static",
-	"GET /examples/*":       "example pages: static",
-	"HEAD /examples/*":      "example pages: static",
-	"GET /examples":         "example pages: a redirect",
+	"GET /healthz":                  "liveness probe: says only whether the store answers",
+	"GET /readyz":                   "readiness probe: says only whether the store and the broker answer",
+	"GET /sdk/pubsub.js":            "the PubSub browser SDK: static",
+	"HEAD /sdk/pubsub.js":           "the PubSub browser SDK: static",
+	"GET /sdk/pubsub.mjs":           "the PubSub browser SDK: static",
+	"HEAD /sdk/pubsub.mjs":          "the PubSub browser SDK: static",
+	"GET /sdk/pubsub.d.ts":          "the PubSub browser SDK: static",
+	"HEAD /sdk/pubsub.d.ts":         "the PubSub browser SDK: static",
+	"GET /examples/pubsub/*":        "example pages: static",
+	"HEAD /examples/pubsub/*":       "example pages: static",
+	"GET /examples/pubsub":          "example pages: static",
+	"HEAD /examples/pubsub":         "example pages: static",
+	"GET /examples/dashboard.html":  "example pages: static (embedded mode)",
+	"HEAD /examples/dashboard.html": "example pages: static (embedded mode)",
+	"GET /examples":                 "example pages: a redirect",
+	"GET /openapi.json":             "the OpenAPI document: describes the API, holds no data",
 }
 
 const (
@@ -611,7 +616,7 @@ func concretePath(p string) string {
 		case s == ":app_id":
 			parts[i] = "app-id"
 		case s == ":key":
-			parts[i] = "app-key"
+			parts[i] = testAppKey
 		case strings.HasPrefix(s, ":"):
 			parts[i] = "1"
 		}
@@ -734,7 +739,7 @@ func pusherData(raw json.RawMessage, v any) {
 // pusherDial connects a Pusher client and returns it with its socket id.
 func (h *authzHarness) pusherDial() (*websocket.Conn, string) {
 	h.t.Helper()
-	ws := h.dial("/app/app-key?protocol=7")
+	ws := h.dial("/app/" + testAppKey + "?protocol=7")
 	f := h.pusherNext(ws, "pusher:connection_established")
 	var d struct {
 		SocketID string `json:"socket_id"`

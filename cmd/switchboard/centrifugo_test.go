@@ -26,7 +26,7 @@ func TestCentrifugoConfig(t *testing.T) {
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
-			c, err := loadConfig(nil)
+			c, err := loadConfig("serve", nil, io.Discard)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)
@@ -52,7 +52,7 @@ func TestServeRefusesBadCentrifugoConfig(t *testing.T) {
 	t.Setenv("SWITCHBOARD_CENTRIFUGO_CONFIG", path)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := serve(ctx, nil, io.Discard)
+	err := serve(ctx, nil, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "presense") {
 		t.Fatalf("serve = %v, want the config error", err)
 	}

@@ -56,14 +56,16 @@ func newBroker(ctx context.Context, cfg config, db *domain.DB, log *slog.Logger)
 //
 // alongside run beside the relay, on the same node and for as long (the
 // webhook sender: one node sends each delivery); leading is true while
-// they run.
-func relayRunner(cfg config, db *domain.DB, pipe gateway.Pipeline, log *slog.Logger, leading *atomic.Bool, alongside ...func(ctx context.Context)) (func(ctx context.Context), error) {
+// they run. The Status returned is the one every relay of the node (one per
+// turn in cluster mode) reports to, for /readyz and the metrics.
+func relayRunner(cfg config, db *domain.DB, pipe gateway.Pipeline, log *slog.Logger, leading *atomic.Bool, alongside ...func(ctx context.Context)) (func(ctx context.Context), *outbox.Status, error) {
+	status := &outbox.Status{}
 	relayCfg := outbox.Config{
 		PollInterval: cfg.PollInterval, Retention: cfg.Retention, RestartGrace: cfg.RestartGrace, Logger: log,
-		Mode: outbox.Mode(cfg.RelayMode),
+		Mode: outbox.Mode(cfg.RelayMode), Status: status,
 	}
 	if _, err := outbox.NewRelay(db, pipe, relayCfg); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	run := func(ctx context.Context) {
 		leading.Store(true)
@@ -84,9 +86,9 @@ func relayRunner(cfg config, db *domain.DB, pipe gateway.Pipeline, log *slog.Log
 		}
 	}
 	if cfg.NATSURL == "" {
-		return run, nil
+		return run, status, nil
 	}
-	return func(ctx context.Context) { outbox.Lead(ctx, db, log, run) }, nil
+	return func(ctx context.Context) { outbox.Lead(ctx, db, log, run) }, status, nil
 }
 
 // newNodeID names this process among the nodes of the cluster.

@@ -130,7 +130,7 @@ func startNode(t *testing.T, name, dsn, natsURL string) *clusterNode {
 	n.cmd = exec.Command(switchboardBinary(t), "serve")
 	n.cmd.Env = append(os.Environ(),
 		"SWITCHBOARD_ADDR="+n.addr, "SWITCHBOARD_DATA_DIR="+t.TempDir(), "DATABASE_URL="+dsn,
-		"SWITCHBOARD_JWT_SECRET=e2e-secret", "SWITCHBOARD_NATS_URL="+natsURL, "SWITCHBOARD_LOG_LEVEL=info")
+		"SWITCHBOARD_JWT_SECRET="+testJWTSecret, "SWITCHBOARD_APP_KEY="+testAppKey, "SWITCHBOARD_APP_SECRET="+testAppSecret, "SWITCHBOARD_NATS_URL="+natsURL, "SWITCHBOARD_LOG_LEVEL=info")
 	n.cmd.Stderr = io.MultiWriter(n.logs, &prefixed{prefix: "[" + name + "] ", t: t})
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -188,7 +188,7 @@ type dashboardClient struct {
 
 func subscribeDashboard(t *testing.T, n *clusterNode, token, slug string) *dashboardClient {
 	t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+n.addr+"/app/app-key?protocol=7", nil)
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+n.addr+"/app/"+testAppKey+"?protocol=7", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -430,7 +430,7 @@ func TestClusterStartErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.Command(switchboardBinary(t), "serve")
 			cmd.Env = append(os.Environ(), "SWITCHBOARD_ADDR="+freeAddr(t), "SWITCHBOARD_DATA_DIR="+t.TempDir(),
-				"DATABASE_URL="+tc.dsn, "SWITCHBOARD_JWT_SECRET=e2e-secret", "SWITCHBOARD_NATS_URL="+tc.nats)
+				"DATABASE_URL="+tc.dsn, "SWITCHBOARD_JWT_SECRET="+testJWTSecret, "SWITCHBOARD_APP_KEY="+testAppKey, "SWITCHBOARD_APP_SECRET="+testAppSecret, "SWITCHBOARD_NATS_URL="+tc.nats)
 			out, err := cmd.CombinedOutput()
 			if err == nil || !strings.Contains(string(out), tc.want) {
 				t.Fatalf("serve = %v, output %s; want a failure naming %q", err, out, tc.want)
@@ -444,7 +444,7 @@ func TestClusterStartErrors(t *testing.T) {
 // told on subscription.
 func pusherPresence(t *testing.T, n *clusterNode, token, channel string) (*websocket.Conn, int) {
 	t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+n.addr+"/app/app-key?protocol=7", nil)
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+n.addr+"/app/"+testAppKey+"?protocol=7", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -676,7 +676,7 @@ func pusherAPIGet(t *testing.T, n *clusterNode, path, query string) map[string]a
 // pusherAPI sends a signed Pusher HTTP API request (body_md5 for a body).
 func pusherAPI(t *testing.T, n *clusterNode, method, path, query, body string) (int, []byte) {
 	t.Helper()
-	params := "auth_key=app-key&auth_timestamp=" + strconv.FormatInt(time.Now().Unix(), 10) + "&auth_version=1.0"
+	params := "auth_key=" + testAppKey + "&auth_timestamp=" + strconv.FormatInt(time.Now().Unix(), 10) + "&auth_version=1.0"
 	if body != "" {
 		sum := md5.Sum([]byte(body))
 		params += "&body_md5=" + hex.EncodeToString(sum[:])
@@ -694,7 +694,7 @@ func pusherAPI(t *testing.T, n *clusterNode, method, path, query, body string) (
 	for _, k := range keys {
 		canon = append(canon, k+"="+vals.Get(k))
 	}
-	mac := hmac.New(sha256.New, []byte("app-secret"))
+	mac := hmac.New(sha256.New, []byte(testAppSecret))
 	mac.Write([]byte(method + "\n" + path + "\n" + strings.Join(canon, "&")))
 	req, _ := http.NewRequest(method, "http://"+n.addr+path+"?"+params+"&auth_signature="+hex.EncodeToString(mac.Sum(nil)), strings.NewReader(body))
 	if body != "" {
@@ -714,7 +714,7 @@ func pusherAPI(t *testing.T, n *clusterNode, method, path, query, body string) (
 func TestClusterUserAddressed(t *testing.T) {
 	_, _, ns, _ := newCluster(t, 2)
 	user := mint(t, "42", []string{"demo"}, false)
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+ns[1].addr+"/app/app-key?protocol=7", nil)
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+ns[1].addr+"/app/"+testAppKey+"?protocol=7", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"switchboard/domain"
 
 	"switchboard/gateway/pusher"
 	"switchboard/gateway/webhooks"
@@ -20,7 +23,7 @@ import (
 const devSecret = "switchboard-dev-secret-do-not-use-in-production"
 
 // config is everything `serve` reads from the environment (and flags, which
-// win). Each field documents its variable and default.
+// win). The variables, flags and defaults are in settings below.
 type config struct {
 	Addr         string        // SWITCHBOARD_ADDR, default ":8080"
 	DataDir      string        // SWITCHBOARD_DATA_DIR, default "./data" (SQLite file)
@@ -98,37 +101,21 @@ type config struct {
 	// DebugAddr (SWITCHBOARD_DEBUG_ADDR, default off) serves net/http/pprof
 	// on its own listener, e.g. 127.0.0.1:6060. Never expose it publicly.
 	DebugAddr string
-}
-
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
-		return v
-	}
-	return def
-}
-
-func envDuration(name string, def time.Duration) (time.Duration, error) {
-	v := env(name, "")
-	if v == "" {
-		return def, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", name, err)
-	}
-	return d, nil
-}
-
-func envBool(name string, def bool) (bool, error) {
-	v := env(name, "")
-	if v == "" {
-		return def, nil
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		return false, fmt.Errorf("%s: %w", name, err)
-	}
-	return b, nil
+	// Metrics (docs/metrics.md), off unless one is set: MetricsAddr
+	// (SWITCHBOARD_METRICS_ADDR) serves /metrics on a listener of its own;
+	// MetricsToken (SWITCHBOARD_METRICS_TOKEN) serves it on the main
+	// listener to requests bearing it.
+	MetricsAddr  string
+	MetricsToken string
+	// ReadyMaxLag is SWITCHBOARD_READY_MAX_LAG, default 30s: /readyz
+	// answers 503 while an event handed to the broker waits longer than
+	// this to reach every connection.
+	ReadyMaxLag time.Duration
+	// Production (issue 20): browsers on other origins, TLS, log format.
+	AllowedOrigins []string // SWITCHBOARD_ALLOWED_ORIGINS
+	TLSCert        string   // SWITCHBOARD_TLS_CERT
+	TLSKey         string   // SWITCHBOARD_TLS_KEY
+	LogFormat      string   // SWITCHBOARD_LOG_FORMAT: text|json
 }
 
 // pusherApps returns the Pusher apps: the apps file when set, else the
@@ -155,151 +142,324 @@ func (c config) pusherApps() ([]pusher.App, error) {
 	return []pusher.App{app}, nil
 }
 
-// loadConfig reads the environment, then flags from args.
-func loadConfig(args []string) (config, error) {
-	var errs []error
-	c := config{
-		Addr:        env("SWITCHBOARD_ADDR", ":8080"),
-		DataDir:     env("SWITCHBOARD_DATA_DIR", "data"),
-		DatabaseURL: env("DATABASE_URL", ""),
-		JWTSecret:   env("SWITCHBOARD_JWT_SECRET", ""),
-		AppID:       env("SWITCHBOARD_APP_ID", "app-id"),
-		AppKey:      env("SWITCHBOARD_APP_KEY", "app-key"),
-		AppSecret:   env("SWITCHBOARD_APP_SECRET", "app-secret"),
-		LogLevel:    env("SWITCHBOARD_LOG_LEVEL", "info"),
+// setting is one configuration value: its environment variable, the flag
+// that overrides it (the variable's name in kebab case without
+// SWITCHBOARD_: SWITCHBOARD_DB_TIMEOUT is --db-timeout), its default as
+// written in the environment, what it means, and how it is read into
+// config. One table serves loading, `--help` and `checkconfig`, so a new
+// variable cannot be left out of the help.
+type setting struct {
+	env  string
+	def  string // "" when the default is computed (see finish) or empty
+	help string
+	// store marks the settings every command that opens the database
+	// reads (migrate, apitoken), beyond serve and checkconfig.
+	store bool
+	set   func(c *config, v string) error
+}
 
-		APIKey:           env("SWITCHBOARD_API_KEY", ""),
-		CentrifugoConfig: env("SWITCHBOARD_CENTRIFUGO_CONFIG", ""),
-		DebugAddr:        env("SWITCHBOARD_DEBUG_ADDR", ""),
+func (s setting) flag() string {
+	return strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(s.env, "SWITCHBOARD_"), "_", "-"))
+}
+
+// Readers of a setting's text into a config field.
+func text(f func(*config) *string) func(*config, string) error {
+	return func(c *config, v string) error { *f(c) = v; return nil }
+}
+
+func list(f func(*config) *[]string) func(*config, string) error {
+	return func(c *config, v string) error {
+		for _, o := range strings.Split(v, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				*f(c) = append(*f(c), o)
+			}
+		}
+		return nil
 	}
-	c.AppsFile = env("SWITCHBOARD_APPS_FILE", "")
-	c.AppEncryptionMasterKey = env("SWITCHBOARD_APP_ENCRYPTION_MASTER_KEY", "")
-	c.AppWebhooks = env("SWITCHBOARD_APP_WEBHOOKS", "")
-	var err error
-	if c.AppClientEvents, err = envBool("SWITCHBOARD_APP_CLIENT_EVENTS", true); err != nil {
-		errs = append(errs, err)
+}
+
+func boolean(f func(*config) *bool) func(*config, string) error {
+	return func(c *config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", v)
+		}
+		*f(c) = b
+		return nil
 	}
-	if c.AppSubscriptionCount, err = envBool("SWITCHBOARD_APP_SUBSCRIPTION_COUNT", false); err != nil {
-		errs = append(errs, err)
+}
+
+// positive reads an integer of at least 1.
+func positive(f func(*config) *int) func(*config, string) error {
+	return func(c *config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("want a positive integer, got %q", v)
+		}
+		*f(c) = n
+		return nil
 	}
-	if c.Retention, err = envDuration("SWITCHBOARD_OUTBOX_RETENTION", 24*time.Hour); err != nil {
-		errs = append(errs, err)
+}
+
+// duration reads a Go duration ("500ms", "24h"); min is the smallest
+// allowed (0: not negative; a positive min: strictly positive).
+func duration(f func(*config) *time.Duration, positive bool) func(*config, string) error {
+	return func(c *config, v string) error {
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil:
+			return fmt.Errorf("want a duration such as 500ms or 2h, got %q", v)
+		case positive && d <= 0:
+			return fmt.Errorf("must be positive, got %s", d)
+		case d < 0:
+			return fmt.Errorf("must not be negative, got %s", d)
+		}
+		*f(c) = d
+		return nil
 	}
-	if c.PollInterval, err = envDuration("SWITCHBOARD_RELAY_POLL", 500*time.Millisecond); err != nil {
-		errs = append(errs, err)
+}
+
+// settings is every variable, in the order --help lists them.
+var settings = []setting{
+	{env: "SWITCHBOARD_ADDR", help: "the one HTTP listener: REST, WebSocket and auth routes (default 127.0.0.1:8080 in embedded mode, :8080 with PostgreSQL)",
+		set: text(func(c *config) *string { return &c.Addr })},
+	{env: "SWITCHBOARD_DATA_DIR", def: "data", store: true, help: "where the embedded SQLite file lives",
+		set: text(func(c *config) *string { return &c.DataDir })},
+	{env: "DATABASE_URL", store: true, help: "postgres://... switches to PostgreSQL (production mode)",
+		set: func(c *config, v string) error {
+			if !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") {
+				return errors.New("must be a postgres:// or postgresql:// URL (leave it unset for the embedded SQLite store)")
+			}
+			c.DatabaseURL = v
+			return nil
+		}},
+	{env: "SWITCHBOARD_DB_TIMEOUT", def: "5s", store: true, help: "the longest a request waits for the database; past it 503 database_unavailable",
+		set: duration(func(c *config) *time.Duration { return &c.DBTimeout }, true)},
+	{env: "SWITCHBOARD_JWT_SECRET", help: "HS256 secret of every token (at least 32 bytes with PostgreSQL; a public dev secret in embedded mode when unset)",
+		set: text(func(c *config) *string { return &c.JWTSecret })},
+	{env: "SWITCHBOARD_JWT_MAX_TTL", def: "720h", help: "longest lifetime (exp - now) any door accepts in a token",
+		set: duration(func(c *config) *time.Duration { return &c.JWTMaxTTL }, true)},
+	{env: "SWITCHBOARD_ALLOWED_ORIGINS", help: "browser origins allowed by CORS and on the WebSocket endpoints: http://app.example.com, http://localhost:*, or * (default http://localhost:*,http://127.0.0.1:* in embedded mode, same host only with PostgreSQL)",
+		set: list(func(c *config) *[]string { return &c.AllowedOrigins })},
+	{env: "SWITCHBOARD_TLS_CERT", help: "PEM certificate (chain) file: serve HTTPS/WSS on SWITCHBOARD_ADDR (with SWITCHBOARD_TLS_KEY)",
+		set: text(func(c *config) *string { return &c.TLSCert })},
+	{env: "SWITCHBOARD_TLS_KEY", help: "PEM private key file of SWITCHBOARD_TLS_CERT",
+		set: text(func(c *config) *string { return &c.TLSKey })},
+	{env: "SWITCHBOARD_LOG_LEVEL", def: "info", store: true, help: "debug, info, warn or error",
+		set: func(c *config, v string) error {
+			if _, err := parseLevel(v); err != nil {
+				return errors.New("want debug, info, warn or error")
+			}
+			c.LogLevel = v
+			return nil
+		}},
+	{env: "SWITCHBOARD_LOG_FORMAT", def: "text", store: true, help: "text or json (log/slog to stderr)",
+		set: func(c *config, v string) error {
+			if v != "text" && v != "json" {
+				return fmt.Errorf("want text or json, got %q", v)
+			}
+			c.LogFormat = v
+			return nil
+		}},
+	{env: "SWITCHBOARD_SHUTDOWN_TIMEOUT", def: "15s", help: "graceful shutdown budget on SIGINT/SIGTERM",
+		set: duration(func(c *config) *time.Duration { return &c.ShutdownWait }, false)},
+	// Outbox relay and fan-out.
+	{env: "SWITCHBOARD_OUTBOX_RETENTION", def: "24h", help: "relayed outbox rows older than this are pruned",
+		set: duration(func(c *config) *time.Duration { return &c.Retention }, false)},
+	{env: "SWITCHBOARD_RELAY_POLL", def: "500ms", help: "relay safety-net poll (commits wake it at once)",
+		set: duration(func(c *config) *time.Duration { return &c.PollInterval }, true)},
+	{env: "SWITCHBOARD_RELAY_MODE", def: "auto", help: "auto, poll or logical: how the relay learns of commits on PostgreSQL",
+		set: func(c *config, v string) error {
+			if v != "auto" && v != "poll" && v != "logical" {
+				return fmt.Errorf("want auto, poll or logical, got %q", v)
+			}
+			c.RelayMode = v
+			return nil
+		}},
+	{env: "SWITCHBOARD_RESTART_GRACE", def: "2s", help: "events waiting in the outbox at start go out this long after it (0: at once)",
+		set: duration(func(c *config) *time.Duration { return &c.RestartGrace }, false)},
+	{env: "SWITCHBOARD_FANOUT_COALESCE", def: "100ms", help: "under sustained fan-out load, how long an event may wait to share a write with the next (0: never)",
+		set: duration(func(c *config) *time.Duration { return &c.Coalesce }, false)},
+	{env: "SWITCHBOARD_NATS_URL", help: "nats://host:4222 (comma-separated for a NATS cluster): cluster mode, several nodes on one PostgreSQL database",
+		set: text(func(c *config) *string { return &c.NATSURL })},
+	// Pusher apps.
+	{env: "SWITCHBOARD_APPS_FILE", help: "YAML/JSON list of Pusher apps; replaces the SWITCHBOARD_APP_* variables",
+		set: text(func(c *config) *string { return &c.AppsFile })},
+	{env: "SWITCHBOARD_APP_ID", def: "app-id", help: "the Pusher app's id",
+		set: text(func(c *config) *string { return &c.AppID })},
+	{env: "SWITCHBOARD_APP_KEY", def: "app-key", help: "the key Pusher clients connect with (/app/{key}); set your own with PostgreSQL",
+		set: text(func(c *config) *string { return &c.AppKey })},
+	{env: "SWITCHBOARD_APP_SECRET", def: "app-secret", help: "signs channel auth and Pusher HTTP API calls; set your own with PostgreSQL",
+		set: text(func(c *config) *string { return &c.AppSecret })},
+	{env: "SWITCHBOARD_APP_ENCRYPTION_MASTER_KEY", help: "base64 32-byte key enabling private-encrypted-* channels",
+		set: text(func(c *config) *string { return &c.AppEncryptionMasterKey })},
+	{env: "SWITCHBOARD_APP_CLIENT_EVENTS", def: "true", help: "allow client-* events",
+		set: boolean(func(c *config) *bool { return &c.AppClientEvents })},
+	{env: "SWITCHBOARD_APP_SUBSCRIPTION_COUNT", def: "false", help: "send pusher_internal:subscription_count",
+		set: boolean(func(c *config) *bool { return &c.AppSubscriptionCount })},
+	{env: "SWITCHBOARD_APP_WEBHOOKS", help: `the app's webhooks: JSON [{"url":..., "event_types":[...]}]`,
+		set: text(func(c *config) *string { return &c.AppWebhooks })},
+	// Webhooks.
+	{env: "SWITCHBOARD_WEBHOOK_MAX_AGE", def: "24h", help: "how long a webhook delivery is retried before it is failed",
+		set: duration(func(c *config) *time.Duration { return &c.WebhookMaxAge }, true)},
+	{env: "SWITCHBOARD_WEBHOOK_LOG_RETENTION", def: "1440", help: "minutes the webhook event log is kept",
+		set: func(c *config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return fmt.Errorf("want a positive number of minutes, got %q", v)
+			}
+			c.WebhookLogRetention = time.Duration(n) * time.Minute
+			return nil
+		}},
+	{env: "SWITCHBOARD_WEBHOOK_LOG_TRIM", def: "true", help: "trim the webhook event log hourly",
+		set: boolean(func(c *config) *bool { return &c.WebhookLogTrim })},
+	{env: "SWITCHBOARD_WEBHOOK_QUEUE_TRIM", def: "true", help: "trim sent webhook deliveries after 1 h",
+		set: boolean(func(c *config) *bool { return &c.WebhookQueueTrim })},
+	{env: "SWITCHBOARD_WEBHOOK_ERRORS_TRIM", def: "true", help: "trim failed webhook deliveries after 7 days",
+		set: boolean(func(c *config) *bool { return &c.WebhookErrorsTrim })},
+	// Centrifugo.
+	{env: "SWITCHBOARD_API_KEY", help: "key of the Centrifugo server API (/api/publish ...); empty disables it",
+		set: text(func(c *config) *string { return &c.APIKey })},
+	{env: "SWITCHBOARD_CENTRIFUGO_CONFIG", help: "Centrifugo namespaces file (.json, .yaml); empty: the seed's namespaces",
+		set: text(func(c *config) *string { return &c.CentrifugoConfig })},
+	{env: "SWITCHBOARD_REALTIME_TOKEN_TTL", def: "1h", help: "lifetime of /api/v1/realtime/token connection tokens",
+		set: duration(func(c *config) *time.Duration { return &c.RealtimeTokenTTL }, true)},
+	// ActionCable.
+	{env: "SWITCHBOARD_CABLE_CHANNELS", help: "JSON file of extra ActionCable channel classes",
+		set: text(func(c *config) *string { return &c.CableChannels })},
+	{env: "SWITCHBOARD_CABLE_ALLOWED_ORIGINS", help: "origins whose pages may identify by cookie on /cable (default: same host only)",
+		set: list(func(c *config) *[]string { return &c.CableAllowedOrigins })},
+	{env: "SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS", def: "100", help: "subscriptions per ActionCable connection",
+		set: positive(func(c *config) *int { return &c.CableMaxSubscriptions })},
+	// PubSub.
+	{env: "SWITCHBOARD_PUBSUB_PUBLISH_RATE", def: "10", help: "PubSub in-room publishes per second per participant",
+		set: positive(func(c *config) *int { return &c.PubSubPublishRate })},
+	{env: "SWITCHBOARD_PUBSUB_MAX_PAYLOAD", def: "10240", help: "bytes of a PubSub event's data (in-room and HTTP)",
+		set: positive(func(c *config) *int { return &c.PubSubMaxPayload })},
+	{env: "SWITCHBOARD_PUBSUB_ROOM_TOKEN_TTL", help: "lifetime of minted PubSub room tokens (default 8h, or SWITCHBOARD_JWT_MAX_TTL when shorter)",
+		set: duration(func(c *config) *time.Duration { return &c.PubSubRoomTokenTTL }, true)},
+	// Operations.
+	{env: "SWITCHBOARD_DEBUG_ADDR", help: "serve net/http/pprof on this separate listener (e.g. 127.0.0.1:6060); never public",
+		set: text(func(c *config) *string { return &c.DebugAddr })},
+	{env: "SWITCHBOARD_METRICS_ADDR", help: "serve Prometheus /metrics on this separate listener (e.g. 127.0.0.1:9090 or a private interface); default off",
+		set: text(func(c *config) *string { return &c.MetricsAddr })},
+	{env: "SWITCHBOARD_METRICS_TOKEN", help: "serve /metrics on SWITCHBOARD_ADDR too, to requests with Authorization: Bearer <this token> (at least 16 characters); default off",
+		set: func(c *config, v string) error {
+			if len(v) < 16 {
+				return errors.New("must be at least 16 characters: it guards /metrics on the public listener")
+			}
+			c.MetricsToken = v
+			return nil
+		}},
+	{env: "SWITCHBOARD_READY_MAX_LAG", def: "30s", help: "/readyz answers 503 while a relayed event waits longer than this to reach every connection",
+		set: duration(func(c *config) *time.Duration { return &c.ReadyMaxLag }, true)},
+}
+
+// loadConfig reads every setting for cmd: the flag when given, else the
+// environment, else the default. All problems are reported at once, each
+// naming its variable. `--help` prints the settings and returns
+// flag.ErrHelp.
+func loadConfig(cmd string, args []string, out io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	used := settingsOf(cmd)
+	flags := map[string]*string{}
+	for _, s := range used {
+		flags[s.env] = fs.String(s.flag(), "", s.help)
 	}
-	c.NATSURL = strings.TrimSpace(os.Getenv("SWITCHBOARD_NATS_URL"))
-	if c.WebhookMaxAge, err = envDuration("SWITCHBOARD_WEBHOOK_MAX_AGE", 24*time.Hour); err != nil {
-		errs = append(errs, err)
-	} else if c.WebhookMaxAge <= 0 {
-		errs = append(errs, errors.New("SWITCHBOARD_WEBHOOK_MAX_AGE must be positive"))
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printHelp(out, cmd, used)
+			return c, err
+		}
+		return c, fmt.Errorf("%w (see switchboard %s --help)", err, cmd)
 	}
-	if c.WebhookLogTrim, err = envBool("SWITCHBOARD_WEBHOOK_LOG_TRIM", true); err != nil {
-		errs = append(errs, err)
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q (see switchboard %s --help)", fs.Arg(0), cmd)
 	}
-	if c.WebhookQueueTrim, err = envBool("SWITCHBOARD_WEBHOOK_QUEUE_TRIM", true); err != nil {
-		errs = append(errs, err)
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	for _, s := range settings {
+		v := s.def
+		if e, ok := os.LookupEnv(s.env); ok && strings.TrimSpace(e) != "" {
+			v = strings.TrimSpace(e)
+		}
+		if given[s.flag()] {
+			v = *flags[s.env]
+		}
+		if v == "" {
+			continue
+		}
+		if err := s.set(&c, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.env, err))
+		}
 	}
-	if c.WebhookErrorsTrim, err = envBool("SWITCHBOARD_WEBHOOK_ERRORS_TRIM", true); err != nil {
-		errs = append(errs, err)
+	errs = append(errs, c.finish()...)
+	return c, errors.Join(errs...)
+}
+
+// settingsOf are the settings cmd takes as flags (all of them for serve
+// and checkconfig).
+func settingsOf(cmd string) []setting {
+	if cmd == "serve" || cmd == "checkconfig" {
+		return settings
 	}
-	if v := os.Getenv("SWITCHBOARD_WEBHOOK_LOG_RETENTION"); v == "" {
-		c.WebhookLogRetention = 1440 * time.Minute
-	} else if n, perr := strconv.Atoi(v); perr != nil || n <= 0 {
-		errs = append(errs, fmt.Errorf("SWITCHBOARD_WEBHOOK_LOG_RETENTION %q: want a positive number of minutes", v))
-	} else {
-		c.WebhookLogRetention = time.Duration(n) * time.Minute
+	var out []setting
+	for _, s := range settings {
+		if s.store || (cmd == "token" && strings.HasPrefix(s.env, "SWITCHBOARD_JWT_")) {
+			out = append(out, s)
+		}
 	}
-	c.RelayMode = os.Getenv("SWITCHBOARD_RELAY_MODE")
-	switch c.RelayMode {
-	case "", "auto", "poll", "logical":
-	default:
-		errs = append(errs, fmt.Errorf("SWITCHBOARD_RELAY_MODE %q: want auto, poll or logical", c.RelayMode))
+	return out
+}
+
+// finish fills the computed defaults and checks what spans settings.
+func (c *config) finish() []error {
+	var errs []error
+	if c.Addr == "" {
+		// Embedded mode is for development: not reachable from other
+		// machines unless SWITCHBOARD_ADDR says so.
+		c.Addr = "127.0.0.1:8080"
+		if c.DatabaseURL != "" {
+			c.Addr = ":8080"
+		}
 	}
-	if c.ShutdownWait, err = envDuration("SWITCHBOARD_SHUTDOWN_TIMEOUT", 15*time.Second); err != nil {
-		errs = append(errs, err)
+	if c.RelayMode == "" {
+		c.RelayMode = "auto"
 	}
-	if c.DBTimeout, err = envDuration("SWITCHBOARD_DB_TIMEOUT", 5*time.Second); err != nil {
-		errs = append(errs, err)
-	} else if c.DBTimeout <= 0 {
-		errs = append(errs, errors.New("SWITCHBOARD_DB_TIMEOUT must be positive"))
-	}
-	if c.RestartGrace, err = envDuration("SWITCHBOARD_RESTART_GRACE", 2*time.Second); err != nil {
-		errs = append(errs, err)
-	} else if c.RestartGrace < 0 {
-		errs = append(errs, errors.New("SWITCHBOARD_RESTART_GRACE must not be negative"))
-	}
-	if c.Coalesce, err = envDuration("SWITCHBOARD_FANOUT_COALESCE", 100*time.Millisecond); err != nil {
-		errs = append(errs, err)
-	} else if c.Coalesce < 0 {
-		errs = append(errs, errors.New("SWITCHBOARD_FANOUT_COALESCE must not be negative"))
-	}
-	if c.RealtimeTokenTTL, err = envDuration("SWITCHBOARD_REALTIME_TOKEN_TTL", time.Hour); err != nil {
-		errs = append(errs, err)
-	} else if c.RealtimeTokenTTL <= 0 {
-		errs = append(errs, errors.New("SWITCHBOARD_REALTIME_TOKEN_TTL must be positive"))
-	}
-	if c.JWTMaxTTL, err = envDuration("SWITCHBOARD_JWT_MAX_TTL", 30*24*time.Hour); err != nil {
-		errs = append(errs, err)
-	} else if c.JWTMaxTTL <= 0 {
-		errs = append(errs, errors.New("SWITCHBOARD_JWT_MAX_TTL must be positive"))
-	} else if c.RealtimeTokenTTL > c.JWTMaxTTL {
+	if c.JWTMaxTTL > 0 && c.RealtimeTokenTTL > c.JWTMaxTTL {
 		// The token endpoint would mint connection tokens every door refuses.
 		errs = append(errs, fmt.Errorf("SWITCHBOARD_REALTIME_TOKEN_TTL (%s) must not exceed SWITCHBOARD_JWT_MAX_TTL (%s)", c.RealtimeTokenTTL, c.JWTMaxTTL))
 	}
-	// ActionCable front door.
-	c.CableChannels = env("SWITCHBOARD_CABLE_CHANNELS", "")
-	for _, o := range strings.Split(env("SWITCHBOARD_CABLE_ALLOWED_ORIGINS", ""), ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			c.CableAllowedOrigins = append(c.CableAllowedOrigins, o)
+	if c.PubSubRoomTokenTTL == 0 {
+		c.PubSubRoomTokenTTL = min(8*time.Hour, c.JWTMaxTTL)
+	} else if c.JWTMaxTTL > 0 && c.PubSubRoomTokenTTL > c.JWTMaxTTL {
+		errs = append(errs, fmt.Errorf("SWITCHBOARD_PUBSUB_ROOM_TOKEN_TTL (%s) must not exceed SWITCHBOARD_JWT_MAX_TTL (%s)", c.PubSubRoomTokenTTL, c.JWTMaxTTL))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("SWITCHBOARD_TLS_CERT and SWITCHBOARD_TLS_KEY go together: set both (HTTPS) or neither"))
+	}
+	if c.AllowedOrigins == nil && c.DatabaseURL == "" {
+		c.AllowedOrigins = []string{"http://localhost:*", "http://127.0.0.1:*"}
+	}
+	if _, err := domain.ParseOrigins(c.AllowedOrigins); err != nil {
+		errs = append(errs, fmt.Errorf("SWITCHBOARD_ALLOWED_ORIGINS: %w", err))
+	}
+	return errs
+}
+
+// printHelp lists cmd's settings: flag, variable, default and meaning.
+func printHelp(w io.Writer, cmd string, used []setting) {
+	fmt.Fprintf(w, "usage: switchboard %s [flags]\n\n%s\n\nEvery flag can be set by its environment variable instead; a flag wins.\n\n", cmd, commandHelp[cmd])
+	for _, s := range used {
+		def := ""
+		if s.def != "" {
+			def = fmt.Sprintf(" (default %q)", s.def)
 		}
+		fmt.Fprintf(w, "  --%s, %s%s\n        %s\n", s.flag(), s.env, def, s.help)
 	}
-	if v := env("SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS", ""); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			errs = append(errs, fmt.Errorf("SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS: want a positive integer, got %q", v))
-		}
-		c.CableMaxSubscriptions = n
-	}
-	// Scoped PubSub.
-	for _, v := range []struct {
-		name string
-		dst  *int
-		def  int
-	}{
-		{"SWITCHBOARD_PUBSUB_PUBLISH_RATE", &c.PubSubPublishRate, 10},
-		{"SWITCHBOARD_PUBSUB_MAX_PAYLOAD", &c.PubSubMaxPayload, 10 * 1024},
-	} {
-		*v.dst = v.def
-		if s := env(v.name, ""); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 1 {
-				errs = append(errs, fmt.Errorf("%s: want a positive integer, got %q", v.name, s))
-			}
-			*v.dst = n
-		}
-	}
-	// 8 h, or the longest token lifetime when that is shorter.
-	if c.PubSubRoomTokenTTL, err = envDuration("SWITCHBOARD_PUBSUB_ROOM_TOKEN_TTL", min(8*time.Hour, c.JWTMaxTTL)); err != nil {
-		errs = append(errs, err)
-	} else if c.PubSubRoomTokenTTL <= 0 || c.PubSubRoomTokenTTL > c.JWTMaxTTL {
-		errs = append(errs, fmt.Errorf("SWITCHBOARD_PUBSUB_ROOM_TOKEN_TTL: want a duration in (0, SWITCHBOARD_JWT_MAX_TTL], got %s", c.PubSubRoomTokenTTL))
-	}
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (SWITCHBOARD_ADDR)")
-	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "SQLite data directory (SWITCHBOARD_DATA_DIR)")
-	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "PostgreSQL URL (DATABASE_URL)")
-	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug|info|warn|error (SWITCHBOARD_LOG_LEVEL)")
-	if err := fs.Parse(args); err != nil {
-		errs = append(errs, err)
-	}
-	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
-		errs = append(errs, errors.New("DATABASE_URL must be a postgres:// URL"))
-	}
-	if _, err := parseLevel(c.LogLevel); err != nil {
-		errs = append(errs, err)
-	}
-	return c, errors.Join(errs...)
 }
 
 func parseLevel(s string) (slog.Level, error) {

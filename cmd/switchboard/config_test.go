@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ func TestCoalesceConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("SWITCHBOARD_FANOUT_COALESCE", tt.value)
-			c, err := loadConfig(nil)
+			c, err := loadConfig("serve", nil, io.Discard)
 			if tt.wantErr {
 				if err == nil || !strings.Contains(err.Error(), "SWITCHBOARD_FANOUT_COALESCE") {
 					t.Fatalf("err = %v, want it to name SWITCHBOARD_FANOUT_COALESCE", err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -20,8 +21,8 @@ func TestJWTMaxTTLConfig(t *testing.T) {
 		{name: "set", env: map[string]string{"SWITCHBOARD_JWT_MAX_TTL": "12h"}, want: 12 * time.Hour},
 		{name: "not a duration", env: map[string]string{"SWITCHBOARD_JWT_MAX_TTL": "a month"}, wantErr: "SWITCHBOARD_JWT_MAX_TTL"},
 		// Zero must not mean "no limit": that is what the variable removes.
-		{name: "zero", env: map[string]string{"SWITCHBOARD_JWT_MAX_TTL": "0s"}, wantErr: "SWITCHBOARD_JWT_MAX_TTL must be positive"},
-		{name: "negative", env: map[string]string{"SWITCHBOARD_JWT_MAX_TTL": "-1h"}, wantErr: "SWITCHBOARD_JWT_MAX_TTL must be positive"},
+		{name: "zero", env: map[string]string{"SWITCHBOARD_JWT_MAX_TTL": "0s"}, wantErr: "SWITCHBOARD_JWT_MAX_TTL: must be positive"},
+		{name: "negative", env: map[string]string{"SWITCHBOARD_JWT_MAX_TTL": "-1h"}, wantErr: "SWITCHBOARD_JWT_MAX_TTL: must be positive"},
 		{name: "below the realtime token ttl", env: map[string]string{"SWITCHBOARD_JWT_MAX_TTL": "30m"},
 			wantErr: "SWITCHBOARD_REALTIME_TOKEN_TTL (1h0m0s) must not exceed SWITCHBOARD_JWT_MAX_TTL"},
 		{name: "equal to the realtime token ttl", env: map[string]string{"SWITCHBOARD_JWT_MAX_TTL": "2h", "SWITCHBOARD_REALTIME_TOKEN_TTL": "2h"},
@@ -32,7 +33,7 @@ func TestJWTMaxTTLConfig(t *testing.T) {
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
-			c, err := loadConfig(nil)
+			c, err := loadConfig("serve", nil, io.Discard)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)

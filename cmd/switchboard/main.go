@@ -26,13 +26,27 @@ var version = "dev"
 const usage = `usage: switchboard <command> [flags]
 
 commands:
-  serve     run the gateway (REST, WebSocket, relay); migrations run first
-  migrate   apply database migrations and exit
-  token     print a signed JWT: token --sub 42 --name "Jane Smith" --projects demo,expo [--admin] [--ttl 1h]
-            a PubSub room token: token --sub p1 --name Ann --org acme --event ev1 --session s1
-  apitoken  PubSub API tokens: apitoken --org acme [--name deploy] | --list [--org acme] | --revoke ID
-  version   print the version
+  serve        run the gateway (REST, WebSocket, relay); migrations run first
+  migrate      apply database migrations and exit
+  checkconfig  check the whole configuration (variables, apps file, Centrifugo namespaces,
+               ActionCable channels, TLS files, production secrets) and exit non-zero with the reasons
+  token        print a signed JWT: token --sub 42 --name "Jane Smith" --projects demo,expo [--admin] [--ttl 1h]
+               a PubSub room token: token --sub p1 --name Ann --org acme --event ev1 --session s1
+  apitoken     PubSub API tokens: apitoken --org acme [--name deploy] | --list [--org acme] | --revoke ID
+  version      print the version (also --version)
+  help         this text; help <command> (or <command> --help) lists its flags and environment variables
+
+Quick start: switchboard serve (embedded SQLite in ./data, http://127.0.0.1:8080); README.md has the rest.
 `
+
+// commandHelp is the line under each command's usage in its --help.
+var commandHelp = map[string]string{
+	"serve":       "Runs the gateway: REST API, the Pusher, Centrifugo and ActionCable WebSocket endpoints, and the outbox relay.\nMigrations run first.",
+	"migrate":     "Applies the database migrations and exits.",
+	"checkconfig": "Reads the configuration as serve would (variables, apps file, Centrifugo namespaces, ActionCable channels,\nTLS files, production secrets) and exits 1 with every problem found, or 0 saying what would run.",
+	"token":       "Prints a JWT signed with SWITCHBOARD_JWT_SECRET: a member/admin bearer, or with --org/--event/--session a PubSub room token.",
+	"apitoken":    "Creates (--org), lists (--list) or revokes (--revoke) PubSub API tokens in the configured database.",
+}
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -46,40 +60,82 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stderr, usage)
 		return errors.New("no command")
 	}
+	var err error
 	switch args[0] {
 	case "serve":
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		return serve(ctx, args[1:], stderr)
+		err = serve(ctx, args[1:], stdout, stderr)
 	case "migrate":
-		return migrateCmd(context.Background(), args[1:], stderr)
+		err = migrateCmd(context.Background(), args[1:], stdout, stderr)
+	case "checkconfig":
+		err = checkConfigCmd(args[1:], stdout)
 	case "token":
-		return tokenCmd(args[1:], stdout, stderr)
+		err = tokenCmd(args[1:], stdout, stderr)
 	case "apitoken":
-		return apiTokenCmd(context.Background(), args[1:], stdout, stderr)
-	case "version":
+		err = apiTokenCmd(context.Background(), args[1:], stdout, stderr)
+	case "version", "--version", "-version", "-v":
 		fmt.Fprintln(stdout, version)
-		return nil
-	case "-h", "--help", "help":
+	case "help", "-h", "--help", "-help":
+		if len(args) > 1 && args[1] != "help" && !strings.HasPrefix(args[1], "-") {
+			return run([]string{args[1], "--help"}, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
-		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
 	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // the command printed its help
+	}
+	return err
 }
 
-func newLogger(w io.Writer, level string) *slog.Logger {
+// parseCommand parses the own flags of token and apitoken; --help prints
+// them and the environment variables the command reads.
+func parseCommand(fs *flag.FlagSet, args []string, out io.Writer) error {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(out, "usage: switchboard %s [flags]\n\n%s\n\nflags:\n", fs.Name(), commandHelp[fs.Name()])
+		fs.SetOutput(out)
+		fs.PrintDefaults()
+		fmt.Fprintln(out, "\nenvironment:")
+		for _, s := range settingsOf(fs.Name()) {
+			def := ""
+			if s.def != "" {
+				def = fmt.Sprintf(" (default %q)", s.def)
+			}
+			fmt.Fprintf(out, "  %s%s\n        %s\n", s.env, def, s.help)
+		}
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w (see switchboard %s --help)", fs.Name(), err, fs.Name())
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q (see switchboard %s --help)", fs.Name(), fs.Arg(0), fs.Name())
+	}
+	return nil
+}
+
+// newLogger logs to w at level, as text or JSON (SWITCHBOARD_LOG_FORMAT).
+func newLogger(w io.Writer, level, format string) *slog.Logger {
 	l, _ := parseLevel(level)
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func migrateCmd(ctx context.Context, args []string, stderr io.Writer) error {
-	cfg, err := loadConfig(args)
+func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig("migrate", args, stdout)
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, cfg.LogLevel)
-	db, err := domain.Open(ctx, domain.OpenConfig{DatabaseURL: cfg.DatabaseURL, DataDir: cfg.DataDir})
+	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	db, err := openStore(ctx, cfg, false)
 	if err != nil {
 		return err
 	}
@@ -93,7 +149,6 @@ func migrateCmd(ctx context.Context, args []string, stderr io.Writer) error {
 
 func tokenCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	sub := fs.String("sub", "", "subject: user / community member id (required)")
 	name := fs.String("name", "", "display name")
 	projects := fs.String("projects", "", "comma-separated project slugs the token may use (* for all)")
@@ -103,13 +158,13 @@ func tokenCmd(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&room.Event, "event", "", "PubSub room token: event id")
 	fs.StringVar(&room.Session, "session", "", "PubSub room token: session id")
 	ttl := fs.Duration("ttl", defaultTokenTTL, "lifetime (exp - now); at most SWITCHBOARD_JWT_MAX_TTL, itself 720h by default")
-	if err := fs.Parse(args); err != nil {
+	if err := parseCommand(fs, args, stdout); err != nil {
 		return err
 	}
 	if *sub == "" {
-		return errors.New("token: --sub is required")
+		return errors.New("token: --sub is required (see switchboard token --help)")
 	}
-	cfg, err := loadConfig(nil)
+	cfg, err := loadConfig("token", nil, stdout)
 	if err != nil {
 		return err
 	}
@@ -185,22 +240,21 @@ func tokenTTL(ttl time.Duration, explicit bool, maxTTL time.Duration) (time.Dura
 // database (for development and first setup; admins use the REST API).
 func apiTokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("apitoken", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	org := fs.String("org", "", "organization id of the new token (or the --list filter)")
 	name := fs.String("name", "", "what the token is for")
 	list := fs.Bool("list", false, "list tokens (never the tokens themselves)")
 	revoke := fs.String("revoke", "", "revoke the token with this id")
-	if err := fs.Parse(args); err != nil {
+	if err := parseCommand(fs, args, stdout); err != nil {
 		return err
 	}
 	if !*list && *revoke == "" && *org == "" {
 		return errors.New("apitoken: --org is required to create a token (or --list, --revoke ID)")
 	}
-	cfg, err := loadConfig(nil)
+	cfg, err := loadConfig("apitoken", nil, stdout)
 	if err != nil {
 		return err
 	}
-	db, err := domain.Open(ctx, domain.OpenConfig{DatabaseURL: cfg.DatabaseURL, DataDir: cfg.DataDir})
+	db, err := openStore(ctx, cfg, false)
 	if err != nil {
 		return err
 	}

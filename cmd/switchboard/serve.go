@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -25,7 +29,9 @@ import (
 	"switchboard/gateway/centrifuge"
 	"switchboard/gateway/pusher"
 	"switchboard/gateway/webhooks"
+	"switchboard/metrics"
 	"switchboard/notifications"
+	"switchboard/openapi"
 	"switchboard/pubsub"
 	"switchboard/pubsub/sdk"
 	"switchboard/social"
@@ -52,12 +58,21 @@ func migrations() [][]domain.Migration {
 // serve runs the whole product until ctx ends, then shuts down in order:
 // stop accepting, finish in-flight requests, let the relay forward what is
 // committed and store its position, tell WebSocket clients to reconnect.
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	cfg, err := loadConfig(args)
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig("serve", args, stdout)
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, cfg.LogLevel)
+	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	apps, err := cfg.pusherApps()
+	if err != nil {
+		return err
+	}
+	// Production mode (PostgreSQL) refuses the public defaults before
+	// anything starts.
+	if err := errors.Join(cfg.productionProblems(apps)...); err != nil {
+		return err
+	}
 	secret, err := cfg.secret(log)
 	if err != nil {
 		return err
@@ -66,7 +81,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	db, err := domain.Open(ctx, domain.OpenConfig{DatabaseURL: cfg.DatabaseURL, DataDir: cfg.DataDir, LocalWake: true, Timeout: cfg.DBTimeout})
+	origins, err := domain.ParseOrigins(cfg.AllowedOrigins)
+	if err != nil {
+		return err
+	}
+	db, err := openStore(ctx, cfg, true)
 	if err != nil {
 		return err
 	}
@@ -101,11 +120,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	// Webhooks: a durable queue in the database; one node sends (the one
 	// that relays), every node queues what happens on its connections.
-	apps, err := cfg.pusherApps()
-	if err != nil {
-		_ = broker.Close(context.Background())
-		return err
-	}
 	hookQueue := webhooks.NewQueue(db)
 	hookSender := webhooks.NewSender(hookQueue, webhooks.SenderConfig{MaxAge: cfg.WebhookMaxAge, Logger: log})
 	hookApps := map[string]webhooks.App{}
@@ -128,7 +142,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	// The relaying node also decides the cluster-wide webhook events.
 	var leading atomic.Bool
-	relay, err := relayRunner(cfg, db, gateway.Pipeline{History: node.History, Broker: broker}, log, &leading,
+	relay, relayStatus, err := relayRunner(cfg, db, gateway.Pipeline{History: node.History, Broker: broker}, log, &leading,
 		hookSender.Run, func(ctx context.Context) { hookQueue.RunTrims(ctx, trims) })
 	if err != nil {
 		_ = broker.Close(context.Background())
@@ -142,7 +156,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	defer stopHealth()
 	health := domain.WatchHealth(healthCtx, db, log)
 	e := domain.NewEcho(log)
-	e.Use(domain.Guard(health, cfg.DBTimeout, "/healthz", "/readyz"))
+	e.Pre(domain.CORS(origins))
+	e.Use(domain.Guard(health, cfg.DBTimeout, "/healthz", "/readyz", "/metrics", "/openapi.json", "/sdk/*", "/examples*"))
 	e.GET("/healthz", func(c echo.Context) error {
 		if st := health.Status(); !st.Up {
 			c.Response().Header().Set("Retry-After", "2")
@@ -166,6 +181,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 				body["broker"], ok = "nats disconnected", false
 			}
 		}
+		relayState, relayOK := relayReadiness(relayStatus, natsBroker != nil, leading.Load(), cfg.ReadyMaxLag, time.Now())
+		body["relay"], ok = relayState, ok && relayOK
 		if !ok {
 			c.Response().Header().Set("Retry-After", "2")
 			return c.JSON(http.StatusServiceUnavailable, body)
@@ -189,15 +206,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	pubsubStore.MaxPayload = cfg.PubSubMaxPayload
 	pubsub.Routes(e, api, pubsubStore, db, pubsub.RoomTokens{Signer: signer, TTL: cfg.PubSubRoomTokenTTL})
 	sdk.Routes(e)
-	examples.Routes(e)
+	examples.Routes(e, examples.Options{Dashboard: cfg.DatabaseURL == "", AppKey: apps[0].Key})
+	openapi.Routes(e) // GET /openapi.json
 
-	pa, err := pusher.New(node, pusher.Config{Apps: apps, Signer: signer, DB: db, Webhooks: hookEmitter, Leads: leading.Load})
+	pa, err := pusher.New(node, pusher.Config{Apps: apps, Signer: signer, DB: db, Webhooks: hookEmitter, Leads: leading.Load, Origins: &origins})
 	if err != nil {
 		return err
 	}
 	pa.Routes(e)
 
-	ca, err := newCentrifuge(cfg, node, signer, db)
+	ca, err := newCentrifuge(cfg, node, signer, db, &origins)
 	if err != nil {
 		return err
 	}
@@ -209,7 +227,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	ac, err := actioncable.New(node, actioncable.Config{
 		Signer: signer, Registry: cableChannels,
-		AllowedOrigins: cfg.CableAllowedOrigins, MaxSubscriptions: cfg.CableMaxSubscriptions,
+		AllowedOrigins: cfg.CableAllowedOrigins, MaxSubscriptions: cfg.CableMaxSubscriptions, Origins: &origins,
 	})
 	if err != nil {
 		return err
@@ -222,15 +240,36 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		defer stopDebug()
 	}
+	metricsSrc := metrics.Sources{Node: node, Relay: relayStatus, DB: db, Webhooks: hookSender, Version: version}
+	if natsBroker != nil {
+		metricsSrc.NATS = natsBroker
+	}
+	stopMetrics, err := serveMetrics(cfg, e, metricsSrc, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	go node.LogCounts(healthCtx, time.Minute)
 
 	if routerBuilt != nil {
 		routerBuilt(e)
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, err := listen(cfg)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+		return err
 	}
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("SWITCHBOARD_TLS_CERT / SWITCHBOARD_TLS_KEY: %w", err)
+		}
+		// HTTP/1.1 only: WebSocket upgrades need it, and browsers open
+		// their sockets on a connection of their own anyway.
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
 
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
@@ -241,7 +280,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("switchboard listening", "addr", ln.Addr().String(), "store", db.Dialect, "version", version)
+	logEndpoints(log, cfg, ln.Addr(), apps[0].Key, db.Dialect.String())
 
 	select {
 	case <-ctx.Done():
@@ -281,9 +320,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 var routerBuilt func(*echo.Echo)
 
 // newCentrifuge builds the Centrifugo front door from the config.
-func newCentrifuge(cfg config, node *gateway.Node, signer *domain.Signer, db *domain.DB) (*centrifuge.Adapter, error) {
+func newCentrifuge(cfg config, node *gateway.Node, signer *domain.Signer, db *domain.DB, origins *domain.Origins) (*centrifuge.Adapter, error) {
 	cc := centrifuge.Config{Signer: signer, DB: db, APIKey: cfg.APIKey, TokenTTL: cfg.RealtimeTokenTTL, Version: version,
-		RoomPublishRate: cfg.PubSubPublishRate, RoomMaxPayload: cfg.PubSubMaxPayload}
+		RoomPublishRate: cfg.PubSubPublishRate, RoomMaxPayload: cfg.PubSubMaxPayload, Origins: origins}
 	if cfg.CentrifugoConfig != "" {
 		chans, err := centrifuge.LoadChannels(cfg.CentrifugoConfig)
 		if err != nil {
@@ -292,4 +331,45 @@ func newCentrifuge(cfg config, node *gateway.Node, signer *domain.Signer, db *do
 		cc.Channels = chans
 	}
 	return centrifuge.New(node, cc)
+}
+
+// listen opens the one listener, saying what to do when it cannot.
+func listen(cfg config) (net.Listener, error) {
+	ln, err := net.Listen("tcp", cfg.Addr)
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, fmt.Errorf("listen %s: the address is in use (another switchboard?): stop that process or set SWITCHBOARD_ADDR (or --addr) to a free address: %w", cfg.Addr, err)
+	case err != nil:
+		return nil, fmt.Errorf("listen %s: check SWITCHBOARD_ADDR (host:port, e.g. 127.0.0.1:8080 or :8080): %w", cfg.Addr, err)
+	}
+	return ln, nil
+}
+
+// logEndpoints is the start-up line: every URL a client needs, the store,
+// the mode and the Pusher app key.
+func logEndpoints(log *slog.Logger, cfg config, addr net.Addr, appKey, store string) {
+	host := addr.String()
+	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
+		host = net.JoinHostPort("localhost", strconv.Itoa(tcp.Port))
+	}
+	scheme, ws := "http", "ws"
+	if cfg.TLSCert != "" {
+		scheme, ws = "https", "wss"
+	}
+	mode := "embedded (development)"
+	if cfg.DatabaseURL != "" {
+		mode = "production"
+	}
+	if cfg.NATSURL != "" {
+		mode += ", cluster"
+	}
+	log.Info("switchboard listening",
+		"url", scheme+"://"+host,
+		"rest", scheme+"://"+host+"/api/v1",
+		"pusher", ws+"://"+host+"/app/"+appKey,
+		"pusher_auth", scheme+"://"+host+"/broadcasting/auth",
+		"centrifugo", ws+"://"+host+"/connection/websocket",
+		"actioncable", ws+"://"+host+"/cable",
+		"pubsub_sdk", scheme+"://"+host+"/sdk/pubsub.js",
+		"app_key", appKey, "store", store, "mode", mode, "version", version)
 }

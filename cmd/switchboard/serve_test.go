@@ -42,14 +42,16 @@ func startServeLogging(t *testing.T, databaseURL string, logs io.Writer, env map
 	t.Setenv("SWITCHBOARD_ADDR", addr)
 	t.Setenv("SWITCHBOARD_DATA_DIR", t.TempDir())
 	t.Setenv("DATABASE_URL", databaseURL)
-	t.Setenv("SWITCHBOARD_JWT_SECRET", "e2e-secret")
+	t.Setenv("SWITCHBOARD_JWT_SECRET", testJWTSecret)
+	t.Setenv("SWITCHBOARD_APP_KEY", testAppKey)
+	t.Setenv("SWITCHBOARD_APP_SECRET", testAppSecret)
 	t.Setenv("SWITCHBOARD_LOG_LEVEL", "warn")
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, nil, logs) }()
+	go func() { done <- serve(ctx, nil, io.Discard, logs) }()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		res, err := http.Get("http://" + addr + "/healthz")
@@ -85,7 +87,7 @@ func startServeLogging(t *testing.T, databaseURL string, logs io.Writer, env map
 
 func mint(t *testing.T, sub string, projects []string, admin bool) string {
 	t.Helper()
-	s, _ := domain.NewSigner("e2e-secret")
+	s, _ := domain.NewSigner(testJWTSecret)
 	c := domain.Claims{Projects: projects, Admin: admin}
 	c.Subject = sub
 	tok, err := s.Mint(c, time.Hour)
@@ -145,7 +147,7 @@ func TestServeEndToEnd(t *testing.T) {
 			}
 			jane := mint(t, "42", []string{"demo"}, false)
 
-			ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/app/app-key?protocol=7", nil)
+			ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/app/"+testAppKey+"?protocol=7", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -246,3 +248,11 @@ func TestTokenCommand(t *testing.T) {
 		t.Fatal("unknown command must fail")
 	}
 }
+
+// The credentials of the servers tests start: production mode (PostgreSQL)
+// refuses short or public secrets and the default app key and secret.
+const (
+	testJWTSecret = "e2e-jwt-secret-of-at-least-32-bytes"
+	testAppKey    = "e2e-app-key"
+	testAppSecret = "e2e-app-secret-0123456789"
+)

@@ -12,7 +12,7 @@ import { createHmac } from 'node:crypto';
 import WebSocket from 'ws';
 import { Centrifuge } from 'centrifuge';
 
-export const JWT_SECRET = 'conformance-secret';
+export const JWT_SECRET = 'conformance-jwt-secret-of-at-least-32-bytes';
 export const API_KEY = 'conformance-api-key';
 
 function binary() {
@@ -47,8 +47,8 @@ export async function startSwitchboard(env = {}) {
     SWITCHBOARD_DATA_DIR: dir,
     SWITCHBOARD_JWT_SECRET: JWT_SECRET,
     SWITCHBOARD_APP_ID: 'app-id',
-    SWITCHBOARD_APP_KEY: 'app-key',
-    SWITCHBOARD_APP_SECRET: 'app-secret',
+    SWITCHBOARD_APP_KEY: 'conformance-app-key',
+    SWITCHBOARD_APP_SECRET: 'conformance-app-secret-0123456789',
     SWITCHBOARD_API_KEY: API_KEY,
     SWITCHBOARD_RELAY_POLL: '100ms',
     ...env,

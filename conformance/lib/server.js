@@ -27,10 +27,10 @@ import Echo from 'laravel-echo';
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const CONFORMANCE_DIR = path.resolve(here, '..');
 
-export const JWT_SECRET = 'conformance-secret';
+export const JWT_SECRET = 'conformance-jwt-secret-of-at-least-32-bytes';
 export const APP_ID = 'app-id';
-export const APP_KEY = 'app-key';
-export const APP_SECRET = 'app-secret';
+export const APP_KEY = 'conformance-app-key';
+export const APP_SECRET = 'conformance-app-secret-0123456789';
 
 const DEBUG = !!process.env.DEBUG;
 const READY_TIMEOUT_MS = 15_000;

@@ -326,7 +326,7 @@ test('a pusher-js and a centrifuge-js client on the same canonical channel both 
   assert.equal((await ru).code, 103, 'same authorization rules as over Pusher');
 
   const url = new URL(srv.base);
-  const pusher = new Pusher('app-key', {
+  const pusher = new Pusher('conformance-app-key', {
     wsHost: url.hostname, wsPort: Number(url.port), forceTLS: false, enabledTransports: ['ws'], cluster: 'mt1',
     disableStats: true,
     channelAuthorization: { endpoint: `${srv.base}/broadcasting/auth`, transport: 'ajax', headers: { Authorization: `Bearer ${jane}` } },

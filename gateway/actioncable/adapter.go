@@ -46,6 +46,10 @@ type Config struct {
 	// this host). Empty means any origin, except that cookie identities
 	// are only accepted from this host or listed origins.
 	AllowedOrigins []string
+	// Origins, when set, decide which browser origins may connect at all
+	// (SWITCHBOARD_ALLOWED_ORIGINS, shared with the other front doors);
+	// AllowedOrigins then only governs cookie identities.
+	Origins *domain.Origins
 	// PingInterval is Rails' heartbeat. Zero means 3s; the client thinks a
 	// connection stale after 6s without any message.
 	PingInterval time.Duration
@@ -192,7 +196,7 @@ func (a *Adapter) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	claims, err := a.identify(r)
 	if err != nil {
-		a.log.Debug("connection unauthorized", "conn", cn.id, "err", err)
+		cn.authFailed(gateway.DoorConnect, "connection unauthorized: "+err.Error())
 		cn.reject(ReasonUnauthorized, false)
 		return
 	}

@@ -92,7 +92,7 @@ func newConn(a *Adapter, ws *websocket.Conn) *conn {
 		if code == websocket.CloseNoStatusReceived {
 			code = websocket.CloseNormalClosure
 		}
-		c.w.CloseWith(gateway.CloseFrame(code, ""))
+		c.w.CloseEcho(code)
 		return nil
 	})
 	// No ws.SetReadLimit: run enforces maxMessageSize (see
@@ -108,6 +108,21 @@ func (c *conn) user() string {
 		return ""
 	}
 	return c.claims.Subject
+}
+
+// Describe tells the node's registry what to count and log of the
+// connection (gateway.Described).
+func (c *conn) Describe() gateway.ConnDesc {
+	return gateway.ConnDesc{Proto: gateway.ProtoActionCable, Writer: c.w, User: c.user(), Remote: c.ws.RemoteAddr().String(), Log: c.a.log}
+}
+
+var _ gateway.Described = (*conn)(nil)
+
+// authFailed counts and logs (at debug) a credential this connection
+// presented and the adapter refused.
+func (c *conn) authFailed(door gateway.Door, reason string) {
+	c.a.node.ReportAuthFailure(gateway.AuthFailure{Proto: gateway.ProtoActionCable, Door: door,
+		Conn: c.id, User: c.user(), Remote: c.ws.RemoteAddr().String(), Reason: reason})
 }
 
 // touch extends the read deadline: anything from the client proves it alive.
@@ -189,7 +204,11 @@ func (c *conn) subscribe(ctx context.Context, identifier string) {
 			c.a.log.Warn("subscribe failed", "conn", c.id, "err", err)
 			return
 		}
-		c.a.log.Debug("subscription rejected", "conn", c.id, "user", c.claims.Subject, "err", err)
+		if e, ok := domain.AsError(err); ok && (e.Status == 401 || e.Status == 403) {
+			c.authFailed(gateway.DoorSubscribe, err.Error())
+		} else {
+			c.a.log.Debug("subscription rejected", "conn", c.id, "user", c.claims.Subject, "err", err)
+		}
 		c.w.Enqueue(rejectFrame(identifier))
 		return
 	}
@@ -285,6 +304,7 @@ func (c *conn) perform(identifier, data string) {
 	if err != nil {
 		return
 	}
+	c.a.node.CountClientEvent(gateway.ProtoActionCable)
 	c.a.node.Broadcast(&gateway.Message{
 		Channel:    s.stream,
 		Event:      "client-" + action,
@@ -340,7 +360,7 @@ func (c *conn) closeWith(reason string, reconnect bool) <-chan struct{} {
 	cl := gateway.CloseFrame(websocket.CloseNormalClosure, "")
 	final := make([]byte, 0, len(d)+len(cl))
 	final = append(append(final, d...), cl...)
-	done := c.w.CloseWith(final)
+	done := c.w.CloseWithReason(final, reason)
 	go func() {
 		<-done
 		// The read loop, still running, ends the connection when the

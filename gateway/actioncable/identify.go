@@ -70,6 +70,9 @@ func bearer(v string) string {
 // (tokens, not origins, guard the channels); with a list, only listed
 // origins and this host.
 func (a *Adapter) checkOrigin(r *http.Request) bool {
+	if a.cfg.Origins != nil {
+		return a.cfg.Origins.CheckOrigin(r)
+	}
 	if len(a.cfg.AllowedOrigins) == 0 {
 		return true
 	}

@@ -63,6 +63,9 @@ type Config struct {
 	MaxFrameSize int
 	// Version is reported in connect results.
 	Version string
+	// Origins are the browser origins that may open a WebSocket
+	// (SWITCHBOARD_ALLOWED_ORIGINS); others get 403. Nil allows any.
+	Origins *domain.Origins
 	// RoomPublishRate is how many publishes per second a PubSub room
 	// participant may make (all its connections on this node together);
 	// over it the publish gets error 111. Zero means 10.
@@ -174,7 +177,7 @@ func New(node *gateway.Node, cfg Config) (*Adapter, error) {
 			// answering "centrifuge-json" when asked keeps strict clients happy.
 			Subprotocols: []string{"centrifuge-json"},
 			// Any origin may connect: channels are guarded by tokens.
-			CheckOrigin: func(*http.Request) bool { return true },
+			CheckOrigin: cfg.Origins.CheckOrigin,
 		},
 	}
 	if node.History == nil {

@@ -70,7 +70,7 @@ func newConn(a *Adapter, ws *websocket.Conn) *conn {
 	})
 	ws.SetPongHandler(func(string) error { return nil })
 	ws.SetCloseHandler(func(code int, _ string) error {
-		c.w.CloseWith(gateway.CloseFrame(code, ""))
+		c.w.CloseEcho(code)
 		return nil
 	})
 	return c
@@ -83,6 +83,22 @@ func (c *conn) userID() string {
 		return ""
 	}
 	return c.ident.user
+}
+
+// Describe tells the node's registry what to count and log of the
+// connection (gateway.Described).
+func (c *conn) Describe() gateway.ConnDesc {
+	return gateway.ConnDesc{Proto: gateway.ProtoCentrifuge, Writer: c.w, User: c.userID(), Remote: c.ws.RemoteAddr().String(), Log: c.a.log}
+}
+
+var _ gateway.Described = (*conn)(nil)
+
+// authFailed counts and logs (at debug) a credential this connection
+// presented and the adapter refused; user is who it claimed to be, if
+// known.
+func (c *conn) authFailed(door gateway.Door, user, reason string) {
+	c.a.node.ReportAuthFailure(gateway.AuthFailure{Proto: gateway.ProtoCentrifuge, Door: door,
+		Conn: c.id, User: user, Remote: c.ws.RemoteAddr().String(), Reason: reason})
 }
 
 // run reads frames until the connection ends.
@@ -220,7 +236,7 @@ func (c *conn) connect(id uint32, req *protocol.ConnectRequest) bool {
 		c.reply(errorReply(id, errTokenExpired))
 		return true
 	case err != nil:
-		c.a.log.Debug("invalid connection token", "client", c.id, "err", err)
+		c.authFailed(gateway.DoorConnect, "", "invalid connection token: "+err.Error())
 		c.closeWith(DisconnectInvalidToken)
 		return false
 	}
@@ -275,6 +291,7 @@ func (c *conn) refresh(id uint32, req *protocol.RefreshRequest) bool {
 		c.closeWith(DisconnectExpired)
 		return false
 	case err != nil || ident.user != c.userID():
+		c.authFailed(gateway.DoorConnect, c.userID(), "invalid refresh token")
 		c.closeWith(DisconnectInvalidToken)
 		return false
 	}
@@ -347,14 +364,19 @@ func (c *conn) subscribe(id uint32, req *protocol.SubscribeRequest) bool {
 			c.reply(errorReply(id, errTokenExpired))
 			return true
 		case errors.Is(err, errTokenMismatch):
+			c.authFailed(gateway.DoorSubscribe, ident.user, "subscription token for another user or channel: "+ch.name)
 			c.closeWith(DisconnectInvalidToken)
 			return false
 		case err != nil:
+			c.authFailed(gateway.DoorSubscribe, ident.user, "invalid subscription token for "+ch.name)
 			c.reply(errorReply(id, errPermissionDenied))
 			return true
 		}
 		grant = g
 	} else if perr := c.canSubscribe(ident, ch); perr != nil {
+		if perr == errPermissionDenied {
+			c.authFailed(gateway.DoorSubscribe, ident.user, "permission denied: "+ch.name)
+		}
 		c.reply(errorReply(id, perr))
 		return true
 	}
@@ -638,6 +660,7 @@ func (c *conn) publish(id uint32, req *protocol.PublishRequest) {
 		c.reply(errorReply(id, errInternal))
 		return
 	}
+	c.a.node.CountClientEvent(gateway.ProtoCentrifuge)
 	c.reply(&protocol.Reply{Id: id, Publish: &protocol.PublishResult{}})
 }
 
@@ -678,6 +701,7 @@ func (c *conn) subRefresh(id uint32, req *protocol.SubRefreshRequest) bool {
 		c.closeWith(DisconnectSubExpired)
 		return false
 	case err != nil:
+		c.authFailed(gateway.DoorSubscribe, c.userID(), "invalid subscription refresh token for "+req.Channel)
 		c.closeWith(DisconnectInvalidToken)
 		return false
 	}

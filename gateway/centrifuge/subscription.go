@@ -94,7 +94,7 @@ func (s *subscription) DeliverMany(ms []*gateway.Message) {
 			frames = append(frames, f)
 		}
 	}
-	s.c.w.EnqueueMany(frames)
+	s.c.w.DeliverMany(frames)
 }
 
 func (s *subscription) send(m *gateway.Message) {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +32,9 @@ type Config struct {
 	// PongTimeout is how long after a server ping a silent connection is
 	// closed with 4201. Zero means 30s.
 	PongTimeout time.Duration
+	// Origins are the browser origins that may open a WebSocket
+	// (SWITCHBOARD_ALLOWED_ORIGINS); others get 403. Nil allows any.
+	Origins *domain.Origins
 	// WriteTimeout bounds one write batch. Zero means 10s.
 	WriteTimeout time.Duration
 	// MaxQueue is the per-connection send queue; a connection that falls
@@ -112,9 +114,9 @@ func New(node *gateway.Node, cfg Config) (*Adapter, error) {
 			ReadBufferSize:  512,
 			WriteBufferSize: 512,
 			WriteBufferPool: &sync.Pool{},
-			// Browsers on any origin may connect: channel access is guarded
-			// by signed auth, not by origin.
-			CheckOrigin: func(*http.Request) bool { return true },
+			// Channel access is guarded by signed auth; the origin check
+			// keeps pages of other sites from opening sockets at all.
+			CheckOrigin: cfg.Origins.CheckOrigin,
 		},
 	}
 	var errs []error

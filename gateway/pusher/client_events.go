@@ -69,6 +69,7 @@ func (c *conn) clientEvent(f inFrame) {
 		tags["user_id"] = s.member.UserID
 		from.UserID = s.member.UserID
 	}
+	c.a.node.CountClientEvent(gateway.ProtoPusher)
 	c.a.node.Broadcast(&gateway.Message{Channel: s.hub, Event: f.Event, Data: data, ExceptConn: c.id, Tags: tags, From: from})
 	c.a.hook(c.app, webhooks.Event{Name: webhooks.ClientEvent, Channel: s.name, Event: f.Event, Data: string(data),
 		SocketID: c.id, UserID: from.UserID})

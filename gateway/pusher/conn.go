@@ -101,7 +101,7 @@ func (s *subscription) DeliverMany(ms []*gateway.Message) {
 		}
 		frames = append(frames, s.frame(m))
 	}
-	s.c.w.EnqueueMany(frames)
+	s.c.w.DeliverMany(frames)
 }
 
 var _ gateway.MultiSubscriber = (*subscription)(nil)
@@ -135,7 +135,7 @@ func newConn(a *Adapter, app *App, ws *websocket.Conn) *conn {
 	})
 	ws.SetPongHandler(func(string) error { c.touch(); return nil })
 	ws.SetCloseHandler(func(code int, _ string) error {
-		c.w.CloseWith(gateway.CloseFrame(code, ""))
+		c.w.CloseEcho(code)
 		return nil
 	})
 	// No ws.SetReadLimit: run enforces maxMessageSize (see
@@ -214,6 +214,7 @@ func (c *conn) authTimeout() {
 	skip := c.closed || c.authorized
 	c.mu.Unlock()
 	if !skip {
+		c.authFailed(gateway.DoorConnect, "not authorized within the user authentication timeout")
 		c.closeWith(CodeUnauthorized, "Connection not authorized within timeout.")
 	}
 }
@@ -399,6 +400,21 @@ func (c *conn) closeWith(code int, msg string) <-chan struct{} {
 func (c *conn) readUntilClosed() {
 	gateway.Linger(c.ws, nil, c.w.CloseWith(nil)) // the channel closeWith got
 	_ = c.ws.NetConn().Close()
+}
+
+// Describe tells the node's registry what to count and log of the
+// connection (gateway.Described).
+func (c *conn) Describe() gateway.ConnDesc {
+	return gateway.ConnDesc{Proto: gateway.ProtoPusher, Writer: c.w, User: c.user(), Remote: c.ws.RemoteAddr().String(), Log: c.a.log}
+}
+
+var _ gateway.Described = (*conn)(nil)
+
+// authFailed counts and logs (at debug) a credential this connection
+// presented and the adapter refused.
+func (c *conn) authFailed(door gateway.Door, reason string) {
+	c.a.node.ReportAuthFailure(gateway.AuthFailure{Proto: gateway.ProtoPusher, Door: door,
+		Conn: c.id, User: c.user(), Remote: c.ws.RemoteAddr().String(), Reason: reason})
 }
 
 // user is who the connection belongs to, for log lines: the signed-in user,

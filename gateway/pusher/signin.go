@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"switchboard/domain"
+	"switchboard/gateway"
 )
 
 // Tags of adapter instructions that travel through the outbox, so every
@@ -24,6 +25,7 @@ const (
 // and may subscribe to #server-to-user-{id}.
 func (c *conn) signin(d signinData) {
 	if d.Auth == "" || !c.app.VerifyUserAuth(d.Auth, c.id, d.UserData) {
+		c.authFailed(gateway.DoorSignin, "invalid signature for signin")
 		c.w.Enqueue(errorFrame(CodeUnauthorized, "Invalid signature for signin"))
 		return
 	}

@@ -23,6 +23,7 @@ func (c *conn) subscribe(d subscribeData) {
 	switch {
 	case info.private:
 		if d.Auth == "" || !c.app.VerifyChannelAuth(d.Auth, c.id, name, d.ChannelData) {
+			c.authFailed(gateway.DoorSubscribe, "invalid signature for "+name)
 			c.w.Enqueue(subscriptionErrorFrame(name, "AuthError", "Invalid signature for "+name, 401))
 			return
 		}
@@ -44,11 +45,13 @@ func (c *conn) subscribe(d subscribeData) {
 		me := c.signedIn
 		c.mu.Unlock()
 		if me == "" || name != userChannelPrefix+me {
+			c.authFailed(gateway.DoorSubscribe, "not the signed-in user's channel: "+name)
 			c.w.Enqueue(subscriptionErrorFrame(name, "AuthError", "Only the signed-in user may subscribe to "+name, 401))
 			return
 		}
 	default:
 		if c.app.canonical && gateway.IsCanonical(name) {
+			c.authFailed(gateway.DoorSubscribe, "canonical channel without private- prefix: "+name)
 			c.w.Enqueue(subscriptionErrorFrame(name, "AuthError", "Channel "+name+" is private: subscribe to private-"+name, 403))
 			return
 		}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -70,6 +71,21 @@ type Sender struct {
 	q    *Queue
 	cfg  SenderConfig
 	wake chan struct{}
+
+	// Attempt outcomes, for metrics (Results).
+	sent, retried, failed atomic.Uint64
+}
+
+// Results counts the attempts this process made, by outcome: Sent (the
+// receiver answered 2xx), Retried (it did not; another attempt follows)
+// and Failed (it did not, and MaxAge has passed: a dead letter).
+type Results struct {
+	Sent, Retried, Failed uint64
+}
+
+// Results returns the attempt outcomes so far.
+func (s *Sender) Results() Results {
+	return Results{Sent: s.sent.Load(), Retried: s.retried.Load(), Failed: s.failed.Load()}
 }
 
 // NewSender returns a sender of q's deliveries.
@@ -148,6 +164,14 @@ func (s *Sender) attempt(ctx context.Context, d Delivery) {
 			status = StatusFailed
 			s.cfg.Logger.Warn("webhooks: delivery failed for good", "id", d.ID, "url", d.URL, "attempts", d.Attempts+1, "err", a.Error)
 		}
+	}
+	switch status {
+	case StatusSent:
+		s.sent.Add(1)
+	case StatusFailed:
+		s.failed.Add(1)
+	default:
+		s.retried.Add(1)
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
