@@ -21,10 +21,14 @@ const CDN = {
 };
 
 let browser;
-after(async () => browser?.close());
+let srv;
+after(async () => {
+  await browser?.close();
+  await srv?.stop();
+});
 
 test('the embedded dashboard page shows attendees live through laravel-echo', { timeout: 60_000 }, async () => {
-  const srv = await startServer({ env: { DATABASE_URL: '' } });
+  srv = await startServer({ env: { DATABASE_URL: '' } });
   const admin = await mintToken({ sub: '1', admin: true });
   const jane = await mintToken({ sub: '42', projects: ['demo'] });
   expectStatus(await apiCall(srv.baseURL, 'POST', '/api/v1/projects', { slug: 'demo', name: 'Demo' }, { token: admin }), 201, 'project');
