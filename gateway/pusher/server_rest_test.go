@@ -300,8 +300,11 @@ func TestSubscriptionCountCoalescedNotDropped(t *testing.T) {
 			t.Fatalf("client %d saw %v before 102", i, seen)
 		}
 	}
-	if d := time.Since(start); d < window/2 || d > window+2*time.Second {
-		t.Fatalf("102 arrived after %v, want about the %v window", d, window)
+	// Nobody seeing 101 is the coalescing; 102 comes by the window's end.
+	// (No lower bound: the window opened with the broadcast of 100, and on
+	// a loaded machine most of it may pass while the 100 clients read it.)
+	if d := time.Since(start); d > window+2*time.Second {
+		t.Fatalf("102 arrived after %v, want it by the end of the %v window", d, window)
 	}
 	// A leave within the next window is not dropped either.
 	cs[0].send(map[string]any{"event": "pusher:unsubscribe", "data": map[string]any{"channel": "room"}})

@@ -32,6 +32,10 @@ type Emitter struct {
 
 	mu   sync.Mutex
 	bufs map[[2]string]*batch // (app id, url) → events waiting
+	// cut is held from cutting a batch until it is queued, so batches
+	// reach the queue (and the receiver) in the order they were cut: a
+	// size flush racing a timer flush must not overtake it.
+	cut sync.Mutex
 }
 
 type batch struct {
@@ -87,6 +91,8 @@ func (em *Emitter) Emit(appID string, e Event) {
 
 // flush queues b (once) as a delivery.
 func (em *Emitter) flush(key [2]string, b *batch) {
+	em.cut.Lock()
+	defer em.cut.Unlock()
 	em.mu.Lock()
 	if em.bufs[key] != b {
 		em.mu.Unlock()
