@@ -444,6 +444,33 @@ WHERE channel = $1 AND "offset" > $2 AND expires_at > $3 ` + cond
 	return out, nil
 }
 
+// PositionOf returns where the relay kept publication eventID in
+// channel's stream; ok is false while it is not kept (not relayed yet) and
+// once it left the history.
+func (h *History) PositionOf(ctx context.Context, channel, eventID string) (p StreamPosition, ok bool, err error) {
+	var off int64
+	err = h.db.QueryRowContext(ctx, `SELECT h."offset", s.epoch FROM switchboard_history h
+JOIN switchboard_streams s ON s.channel = h.channel WHERE h.channel = $1 AND h.event_id = $2`, channel, eventID).Scan(&off, &p.Epoch)
+	if errors.Is(err, sql.ErrNoRows) {
+		return StreamPosition{}, false, nil
+	}
+	if err != nil {
+		return StreamPosition{}, false, fmt.Errorf("history: position of %s in %s: %w", eventID, channel, err)
+	}
+	p.Offset = uint64(off)
+	return p, true, nil
+}
+
+// Clear drops channel's publications but keeps its stream's epoch and top
+// offset (Centrifugo's history_remove): subscribers keep their position,
+// and one that recovers from before the clear is told recovered=false.
+func (h *History) Clear(ctx context.Context, channel string) error {
+	if _, err := h.db.ExecContext(ctx, `DELETE FROM switchboard_history WHERE channel = $1`, channel); err != nil {
+		return fmt.Errorf("history: clear %s: %w", channel, err)
+	}
+	return nil
+}
+
 // Remove drops channel's stream; its next publication starts a new epoch.
 func (h *History) Remove(ctx context.Context, channel string) error {
 	if _, err := h.db.ExecContext(ctx, `DELETE FROM switchboard_history WHERE channel = $1`, channel); err != nil {
@@ -455,8 +482,9 @@ func (h *History) Remove(ctx context.Context, channel string) error {
 	return nil
 }
 
-// Prune deletes expired publications and streams idle for longer than
-// MetaTTL (with whatever they still hold). It returns the rows deleted.
+// Prune deletes expired publications, streams idle for longer than
+// MetaTTL (with whatever they still hold) and publication idempotency keys
+// past their window. It returns the rows deleted.
 func (h *History) Prune(ctx context.Context) (int64, error) {
 	now := h.cfg.Now()
 	idle := now.Add(-h.cfg.MetaTTL).UnixMilli()
@@ -468,6 +496,7 @@ func (h *History) Prune(ctx context.Context) (int64, error) {
 		{`DELETE FROM switchboard_history WHERE expires_at <= $1`, now.UnixMilli()},
 		{`DELETE FROM switchboard_history WHERE channel IN (SELECT channel FROM switchboard_streams WHERE touched < $1)`, idle},
 		{`DELETE FROM switchboard_streams WHERE touched < $1`, idle},
+		{`DELETE FROM switchboard_publish_keys WHERE created_at < $1`, now.Add(-PublishKeyWindow).UnixMilli()},
 	} {
 		res, err := h.db.ExecContext(ctx, s.q, s.arg)
 		if err != nil {
@@ -479,10 +508,11 @@ func (h *History) Prune(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// Migrations create the history's tables. Times are Unix milliseconds, the
-// same on both stores.
+// Migrations create the history's tables and the publications'
+// idempotency keys (publishkeys.go). Times are Unix milliseconds, the same
+// on both stores.
 func Migrations() []domain.Migration {
-	return []domain.Migration{{
+	return append([]domain.Migration{{
 		Module: "gateway", Version: 1,
 		Postgres: `
 CREATE TABLE switchboard_streams (
@@ -524,7 +554,7 @@ CREATE TABLE switchboard_history (
 CREATE INDEX switchboard_history_event ON switchboard_history (event_id);
 CREATE INDEX switchboard_history_expires ON switchboard_history (expires_at);
 `,
-	}}
+	}}, publishKeyMigrations...)
 }
 
 // newEpoch is a short random string: it only has to differ from the epochs

@@ -125,6 +125,7 @@ func (h *Hub) Subscribe(channel string, s Subscriber) bool {
 	cs.stale = true
 	n := len(cs.set)
 	sh.mu.Unlock()
+	processTap.subscribed(channel, s, n, true)
 	for _, k := range h.hooks {
 		k.Subscribed(channel, s, n)
 	}
@@ -151,6 +152,7 @@ func (h *Hub) Unsubscribe(channel string, s Subscriber) bool {
 		delete(sh.channels, channel)
 	}
 	sh.mu.Unlock()
+	processTap.subscribed(channel, s, n, false)
 	for _, k := range h.hooks {
 		k.Unsubscribed(channel, s, n)
 	}

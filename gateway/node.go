@@ -35,6 +35,9 @@ type Node struct {
 	disconnects  []func(userID string, channel string)
 	presenceFns  []func(hub, conn string, m Member, joined, userChanged bool)
 	leftFns      []func(hub string, m Member)
+
+	cmds  commands      // OnCommand handlers (commands.go)
+	discs disconnectors // DisconnectUser's adapters (disconnect.go)
 }
 
 // OnMemberLeft registers fn to be told that a user's last connection in
@@ -74,7 +77,8 @@ func (n *Node) EnableCluster(id string, bus Bus) error {
 		return n.Occupancy.local[key]
 	}
 	p.onOccupancy = n.Occupancy.remoteChanged
-	p.onPublish = func(m *Message) { n.Publish(m) }
+	p.onPublish = func(m *Message) { processTap.client(n.Hub, m, n.Publish(m), true) }
+	p.onCommand = n.runCommand
 	p.onPresence = func(hub, conn string, m Member, joined, userChanged bool) {
 		n.mu.RLock()
 		fns := n.presenceFns
@@ -119,6 +123,7 @@ func (n *Node) OnRemotePresence(fn func(hub, conn string, m Member, joined, user
 // other node's.
 func (n *Node) Broadcast(m *Message) int {
 	reached := n.Publish(m)
+	processTap.client(n.Hub, m, reached, false)
 	if n.Peers != nil {
 		n.Peers.publish(m)
 	}
@@ -190,6 +195,7 @@ func (n *Node) DispatchBatch(envs []domain.Envelope) {
 			n.intercept(ms[i])
 		}
 		n.Hub.PublishMany(ms)
+		processTap.deliveredMany(n.Hub, envs, ms)
 	} else {
 		for _, env := range envs {
 			n.dispatch(env, b)
@@ -221,7 +227,8 @@ func (n *Node) dispatch(env domain.Envelope, b *Batch) {
 		n.Revoke(r.Member, r.Channel)
 	}
 	for _, ch := range env.Scope.ChannelNames() {
-		n.Publish(message(env, ch, b))
+		m := message(env, ch, b)
+		processTap.delivered(n.Hub, &env, m, n.Publish(m))
 	}
 }
 

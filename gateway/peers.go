@@ -22,7 +22,9 @@ type Bus interface {
 // changes they announce (in sequence; a gap or an unknown node asks that
 // node for its whole state), and forgotten when a node has not been heard
 // for TTL (it died). It also relays client-originated publications (Pusher
-// client events, ActionCable perform) to the other nodes.
+// client events, ActionCable perform) and commands about connections
+// (Node.Command: disconnect a user, server-side subscriptions) to the
+// other nodes.
 //
 // Why a view rather than a shared store: every question an adapter asks
 // (is this user's connection the first on the channel, how many
@@ -52,6 +54,8 @@ type Peers struct {
 	// on hub changed with it (first connection in, last one out).
 	onPresence func(hub, conn string, m Member, joined, userChanged bool)
 	onPublish  func(m *Message)
+	// onCommand runs another node's command (Node.Command) here.
+	onCommand func(kind string, body json.RawMessage)
 	// onOccupancy is told that key's cluster count moved (another node).
 	onOccupancy func(key string, before, after int)
 	// localOcc is this node's own count of key.
@@ -76,17 +80,19 @@ const PeerTTL = 5 * time.Second
 const peerBeat = time.Second
 
 type peerMsg struct {
-	Node    string    `json:"n"`
-	Kind    string    `json:"k"`
-	Seq     uint64    `json:"s,omitempty"`
-	To      string    `json:"to,omitempty"`
-	Channel string    `json:"c,omitempty"`
-	Conn    string    `json:"i,omitempty"`
-	User    string    `json:"u,omitempty"`
-	Delta   int       `json:"d,omitempty"`
-	Member  *Member   `json:"m,omitempty"`
-	Pub     *peerPub  `json:"p,omitempty"`
-	Snap    *peerSnap `json:"snap,omitempty"`
+	Node    string          `json:"n"`
+	Kind    string          `json:"k"`
+	Seq     uint64          `json:"s,omitempty"`
+	To      string          `json:"to,omitempty"`
+	Channel string          `json:"c,omitempty"`
+	Conn    string          `json:"i,omitempty"`
+	User    string          `json:"u,omitempty"`
+	Delta   int             `json:"d,omitempty"`
+	Member  *Member         `json:"m,omitempty"`
+	Pub     *peerPub        `json:"p,omitempty"`
+	Snap    *peerSnap       `json:"snap,omitempty"`
+	Cmd     string          `json:"cmd,omitempty"`
+	Body    json.RawMessage `json:"b,omitempty"`
 }
 
 type peerPub struct {
@@ -148,6 +154,11 @@ func (p *Peers) occupancyDelta(key string, d int) {
 func (p *Peers) publish(m *Message) {
 	p.send(peerMsg{Kind: "pub", Pub: &peerPub{Channel: m.Channel, Event: m.Event, Data: m.Data,
 		ExceptConn: m.ExceptConn, Tags: m.Tags, From: m.From}})
+}
+
+// command relays a command (Node.Command) to the other nodes.
+func (p *Peers) command(kind string, body json.RawMessage) {
+	p.send(peerMsg{Kind: "cmd", Cmd: kind, Body: body})
 }
 
 // start subscribes to the bus, asks every node for its state and beats.
@@ -280,6 +291,11 @@ func (p *Peers) receive(data []byte) {
 		if m.Pub != nil && p.onPublish != nil {
 			p.onPublish(&Message{Channel: m.Pub.Channel, Event: m.Pub.Event, Data: m.Pub.Data,
 				ExceptConn: m.Pub.ExceptConn, Tags: m.Pub.Tags, From: m.Pub.From})
+		}
+	case "cmd":
+		p.touch(m.Node, now)
+		if m.Cmd != "" && p.onCommand != nil {
+			p.onCommand(m.Cmd, m.Body)
 		}
 	case "sync":
 		if m.To == "" || m.To == p.self {

@@ -68,6 +68,7 @@ func (r *Registry[C]) Add(id string, c C) bool {
 // connected counts and logs a registered connection.
 func connected(id string, d ConnDesc) {
 	processStats.opened(d.Proto, d.Writer)
+	processTap.connected(id, d)
 	ctx := context.Background()
 	if d.Log == nil || !d.Log.Enabled(ctx, slog.LevelDebug) {
 		return
@@ -80,6 +81,7 @@ func connected(id string, d ConnDesc) {
 // the close code and reason its writer saw (see Writer.End).
 func disconnected(id string, d ConnDesc) {
 	processStats.closed(d.Proto, d.Writer)
+	processTap.disconnected(id, d)
 	ctx := context.Background()
 	if d.Log == nil || !d.Log.Enabled(ctx, slog.LevelDebug) {
 		return

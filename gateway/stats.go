@@ -318,6 +318,7 @@ func (n *Node) ReportAuthFailure(f AuthFailure) {
 	if f.Proto < numProtocols && f.Door < numDoors {
 		n.Stats().authFailures[f.Proto][f.Door].Add(1)
 	}
+	processTap.authFailed(f)
 	ctx := context.Background()
 	if !n.Log.Enabled(ctx, slog.LevelDebug) {
 		return

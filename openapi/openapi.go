@@ -91,6 +91,10 @@ var excluded = []Excluded{
 		"(Authorization: Bearer <that token>), or on SWITCHBOARD_METRICS_ADDR"},
 	{"*", "/sdk/**", whyStatic + " (the PubSub browser SDK)"},
 	{"*", "/examples/**", whyStatic + " (example pages; /examples redirects to one)"},
+	{"GET", "/console", whyStatic + " (the debug console's page, docs/console.md)"},
+	{"GET", "/console/*", whyStatic + " (the debug console's page, docs/console.md)"},
+	{"GET", "/console/api/stream", "the debug console's live log: Server-Sent Events (text/event-stream), not JSON; " +
+		"an admin JWT or a console session as bearer or ?token= (docs/console.md)"},
 }
 
 // ExcludedRoutes returns the routes the document leaves out.
@@ -105,7 +109,7 @@ type Operation struct {
 	// be unique, so the alias has its own).
 	AliasOf string
 	// Auth is how the route authenticates: "bearer", "pubsub-api-token",
-	// "api-key" or "" (none).
+	// "api-key", "broadcast-key" or "" (none).
 	Auth string
 }
 
@@ -228,7 +232,9 @@ var tags = []tag{
 	{"webhooks", "Pusher webhook deliveries (docs/pusherfull.md#webhooks)"},
 	{"realtime", "Tokens and channel authorization for the WebSocket clients"},
 	{"centrifugo", "Centrifugo server API (SWITCHBOARD_API_KEY); publications go through the outbox"},
+	{"actioncable", "ActionCable broadcast in AnyCable's shape (SWITCHBOARD_BROADCAST_KEY); publications go through the outbox"},
 	{"health", "Liveness and readiness"},
+	{"console", "The debug console's API (docs/console.md): an admin JWT, or the console session it is exchanged for"},
 	{"meta", "This document"},
 }
 
@@ -240,6 +246,8 @@ const (
 	bearer   auth = "bearer"
 	apiToken auth = "pubsub-api-token"
 	apiKey   auth = "api-key"
+	// broadcastKey is the ActionCable broadcast endpoint's key.
+	broadcastKey auth = "broadcast-key"
 )
 
 var securitySchemes = map[string]any{
@@ -255,6 +263,8 @@ var securitySchemes = map[string]any{
 		"description": "`apikey <SWITCHBOARD_API_KEY>`."},
 	"apiKeyQuery": map[string]any{"type": "apiKey", "in": "query", "name": "api_key",
 		"description": "SWITCHBOARD_API_KEY as a query parameter."},
+	"broadcastKey": map[string]any{"type": "http", "scheme": "bearer",
+		"description": "SWITCHBOARD_BROADCAST_KEY (SWITCHBOARD_API_KEY when unset): `Authorization: Bearer <key>`, AnyCable's broadcast key header."},
 }
 
 func (a auth) requirement() []map[string][]string {
@@ -265,6 +275,8 @@ func (a auth) requirement() []map[string][]string {
 		return []map[string][]string{{"pubsubApiToken": {}}}
 	case apiKey:
 		return []map[string][]string{{"apiKeyHeader": {}}, {"apiKeyAuthorization": {}}, {"apiKeyQuery": {}}}
+	case broadcastKey:
+		return []map[string][]string{{"broadcastKey": {}}}
 	}
 	return []map[string][]string{}
 }
@@ -382,7 +394,7 @@ func (rt route) operation(r *reflector) map[string]any {
 	switch rt.auth {
 	case bearer:
 		statuses[401], statuses[403] = true, true
-	case apiToken, apiKey:
+	case apiToken, apiKey, broadcastKey:
 		statuses[401] = true
 	}
 	if rt.body != nil {

@@ -7,6 +7,7 @@ import (
 	"switchboard/access"
 	"switchboard/attendees"
 	"switchboard/chat"
+	"switchboard/console"
 	"switchboard/domain"
 	"switchboard/forms"
 	"switchboard/games"
@@ -256,6 +257,42 @@ var routes = []route{
 		auth: bearer, summary: "Send a pending or failed delivery again now (admin token)", errs: []int{409},
 		replies: []reply{res[webhooks.Delivery](200, "the delivery, pending")}},
 
+	// --- the debug console's API (console/, docs/console.md): an admin JWT
+	// or a console session; the page and its event stream are excluded
+	{method: "POST", path: "/console/api/session", id: "console.session.store", tag: "console", auth: bearer,
+		summary: "Log in to the debug console: exchange an admin JWT or a Pusher app secret for a console session",
+		description: "The credential is the body's `token` (an admin JWT, or a session to renew) or `secret` (a Pusher " +
+			"app's secret), or else the bearer token. The session is a JWT that opens the console's API only, for at most " +
+			"an hour and never beyond the admin JWT's own expiry.",
+		body: &body{typ: reflect.TypeFor[console.LoginRequest](), optional: true}, replies: []reply{res[console.Session](201, "the session")}},
+	{method: "GET", path: "/console/api/overview", id: "console.overview", tag: "console", auth: bearer,
+		summary: "Connections by protocol, the relay and the outbox backlog, the webhook queue, every node",
+		replies: []reply{res[console.Overview](200, "the overview")}},
+	{method: "GET", path: "/console/api/channels", id: "console.channels.index", tag: "console", auth: bearer,
+		summary: "Occupied channels with their subscribers (every node's in cluster mode)", errs: []int{422},
+		query: []Schema{
+			{"name": "q", "in": "query", "required": false, "description": "only names containing this (any case)", "schema": Schema{"type": "string"}},
+			{"name": "sort", "in": "query", "required": false, "schema": Schema{"type": "string", "enum": []string{"name", "subscribers"}}},
+			{"name": "limit", "in": "query", "required": false, "schema": Schema{"type": "integer", "minimum": 1, "maximum": 1000}},
+		},
+		replies: []reply{res[console.ChannelList](200, "the channels")}},
+	{method: "GET", path: "/console/api/presence", id: "console.presence.show", tag: "console", auth: bearer,
+		summary: "A channel's presence members", errs: []int{422},
+		query:   []Schema{queryParam("channel", "the hub channel, as the channel list names it")},
+		replies: []reply{res[console.PresenceList](200, "the members")}},
+	{method: "GET", path: "/console/api/webhooks", id: "console.webhooks.index", tag: "console", auth: bearer,
+		paged: true, summary: "The webhook queue (what GET /api/v1/webhooks/deliveries answers)",
+		query: []Schema{{"name": "status", "in": "query", "required": false,
+			"schema": Schema{"type": "string", "enum": []string{webhooks.StatusPending, webhooks.StatusSent, webhooks.StatusFailed}}}},
+		replies: []reply{res[domain.List[webhooks.Delivery]](200, "a page of deliveries")}},
+	{method: "POST", path: "/console/api/webhooks/{id}/retry", id: "console.webhooks.retry", tag: "console", auth: bearer,
+		summary: "Send a pending or failed webhook delivery again now", errs: []int{409},
+		replies: []reply{res[webhooks.Delivery](200, "the delivery, pending")}},
+	{method: "POST", path: "/console/api/events", id: console.OpTestEvent, tag: "console", auth: bearer,
+		summary:     "Send a test event to a channel through the outbox",
+		description: "Committed like any event, with the request's `x-triggered-by`; answered after the commit.",
+		body:        req[console.TestEventRequest]("channel"), replies: []reply{res[console.TestEvent](201, "committed")}},
+
 	// --- tokens and channel authorization (gateway/centrifuge, gateway/pusher)
 	{method: "POST", path: "/api/v1/realtime/token", id: "v1.realtime.token.store", tag: "realtime", auth: bearer,
 		summary: "A Centrifugo connection token for the bearer (centrifuge-js getToken)",
@@ -283,12 +320,44 @@ var routes = []route{
 		replies: []reply{res[PusherUserAuth](200, "user_data signed for the socket")}},
 
 	// --- Centrifugo server API (gateway/centrifuge/api.go)
-	centrifugoAPI("publish", "Publish to a namespace channel (canonical channels carry domain events only)",
-		reflect.TypeFor[centrifugoPublishRequest](), []string{"channel", "data"}, Schema{"type": "object"}),
+	centrifugoAPI("publish", "Publish to a namespace channel (canonical channels carry domain events only); the reply carries the offset and epoch the relay gave it",
+		reflect.TypeFor[centrifugoPublishRequest](), []string{"channel", "data"}, Schema{"$ref": "#/components/schemas/CentrifugoPublishResult"}),
 	centrifugoAPI("broadcast", "Publish one message to several channels (one outbox row)",
 		reflect.TypeFor[centrifugoBroadcastRequest](), []string{"channels", "data"}, Schema{"type": "object", "required": []string{"responses"},
 			"properties": map[string]any{"responses": Schema{"type": "array", "items": Schema{"type": "object", "properties": map[string]any{
-				"error": Schema{"$ref": "#/components/schemas/CentrifugoError"}, "result": Schema{"type": "object"}}}}}}),
+				"error": Schema{"$ref": "#/components/schemas/CentrifugoError"}, "result": Schema{"$ref": "#/components/schemas/CentrifugoPublishResult"}}}}}}),
+	centrifugoAPI("subscribe", "Subscribe a user's connections (on every node) to a channel from the server side",
+		reflect.TypeFor[centrifugoSubscribeRequest](), []string{"user", "channel"}, Schema{"type": "object"}),
+	centrifugoAPI("unsubscribe", "Unsubscribe a user's connections (on every node) from a channel (unsubscribe push, code 2000)",
+		reflect.TypeFor[centrifugoUnsubscribeRequest](), []string{"user", "channel"}, Schema{"type": "object"}),
+	centrifugoAPI("disconnect", "Close a user's connections on every front door and node (Centrifugo 3503 or the given code, Pusher 4009, ActionCable remote)",
+		reflect.TypeFor[centrifugoDisconnectRequest](), []string{"user"}, Schema{"type": "object"}),
+	centrifugoAPI("refresh", "Change when a user's Centrifugo connections expire, or expire them now (3005)",
+		reflect.TypeFor[centrifugoRefreshRequest](), []string{"user"}, Schema{"type": "object"}),
+	centrifugoAPI("history_remove", "Drop a channel's publications, keeping its epoch and top offset",
+		reflect.TypeFor[centrifugoChannelRequest](), []string{"channel"}, Schema{"type": "object"}),
+	centrifugoAPI("channels", "Centrifugo channels with subscribers on any node, by name",
+		reflect.TypeFor[centrifugoChannelsRequest](), nil, Schema{"type": "object", "required": []string{"channels"},
+			"properties": map[string]any{"channels": Schema{"type": "object", "additionalProperties": Schema{"type": "object",
+				"required": []string{"num_clients"}, "properties": map[string]any{"num_clients": Schema{"type": "integer"}}}}}}),
+	centrifugoAPI("info", "The answering node: its Centrifugo connections, users, channels and subscriptions",
+		reflect.TypeFor[struct{}](), nil, Schema{"type": "object", "required": []string{"nodes"},
+			"properties": map[string]any{"nodes": Schema{"type": "array", "items": Schema{"type": "object",
+				"required": []string{"uid", "name", "version", "num_clients", "num_users", "num_channels", "num_subs", "uptime"},
+				"properties": map[string]any{"uid": Schema{"type": "string"}, "name": Schema{"type": "string"}, "version": Schema{"type": "string"},
+					"num_clients": Schema{"type": "integer"}, "num_users": Schema{"type": "integer"}, "num_channels": Schema{"type": "integer"},
+					"num_subs": Schema{"type": "integer"}, "uptime": Schema{"type": "integer", "description": "seconds"}}}}}}),
+	centrifugoBatch(),
+
+	// --- ActionCable broadcast (gateway/actioncable/broadcast.go)
+	{method: "POST", path: "/_broadcast", id: "anycable.broadcast", tag: "actioncable", auth: broadcastKey,
+		summary: "Broadcast to a stream (a canonical channel), AnyCable's HTTP broadcaster: /cable subscribers receive data as given; the channel's Pusher and Centrifugo subscribers too",
+		description: "The body is one publication or an array of up to 100 (all or nothing). `data` is AnyCable's string (JSON text " +
+			"is delivered as that JSON, other text as a string) or any JSON value. A message shaped `{\"event\", \"data\"}` reaches Pusher " +
+			"clients as that event and Centrifugo clients as `{\"type\", \"data\"}`; any other message as Pusher event `broadcast` and as " +
+			"the Centrifugo publication's data. `meta.exclude_socket` leaves out one connection. 201 once committed to the outbox.",
+		body:    &body{schema: broadcastBody},
+		replies: []reply{{status: 201, description: "committed: the relay delivers it"}}},
 	centrifugoAPI("presence", "The clients subscribed to a channel with presence",
 		reflect.TypeFor[centrifugoChannelRequest](), []string{"channel"}, Schema{"type": "object", "required": []string{"presence"},
 			"properties": map[string]any{"presence": Schema{"type": "object",
@@ -389,14 +458,77 @@ type RealtimeToken struct {
 }
 
 type centrifugoPublishRequest struct {
-	Channel string          `json:"channel"`
-	Data    json.RawMessage `json:"data"`
+	Channel        string          `json:"channel"`
+	Data           json.RawMessage `json:"data"`
+	IdempotencyKey string          `json:"idempotency_key"`
 }
 
 type centrifugoBroadcastRequest struct {
-	Channels []string        `json:"channels"`
-	Data     json.RawMessage `json:"data"`
+	Channels       []string        `json:"channels"`
+	Data           json.RawMessage `json:"data"`
+	IdempotencyKey string          `json:"idempotency_key"`
 }
+
+type centrifugoSubscribeRequest struct {
+	User    string          `json:"user"`
+	Channel string          `json:"channel"`
+	Client  string          `json:"client"`
+	Data    json.RawMessage `json:"data"`
+}
+
+type centrifugoUnsubscribeRequest struct {
+	User    string `json:"user"`
+	Channel string `json:"channel"`
+	Client  string `json:"client"`
+}
+
+type centrifugoDisconnectRequest struct {
+	User       string   `json:"user"`
+	Client     string   `json:"client"`
+	Whitelist  []string `json:"whitelist"`
+	Disconnect *struct {
+		Code   int    `json:"code"`
+		Reason string `json:"reason"`
+	} `json:"disconnect"`
+}
+
+type centrifugoRefreshRequest struct {
+	User     string `json:"user"`
+	Client   string `json:"client"`
+	Expired  bool   `json:"expired"`
+	ExpireAt int64  `json:"expire_at"`
+}
+
+type centrifugoChannelsRequest struct {
+	Pattern string `json:"pattern"`
+}
+
+// centrifugoBatch is POST /api/batch: its reply is {"replies": [...]},
+// not {"result": ...}.
+func centrifugoBatch() route {
+	rt := centrifugoAPI("batch", "Several server API commands in one request, run in order", nil, nil, nil)
+	rt.body = &body{schema: Schema{"type": "object", "required": []string{"commands"}, "properties": map[string]any{
+		"commands": Schema{"type": "array", "minItems": 1, "maxItems": 100, "items": Schema{"type": "object",
+			"description": "one method: {\"publish\": {...}}, {\"disconnect\": {...}}, ...", "minProperties": 1, "maxProperties": 1}},
+		"parallel": Schema{"type": "boolean", "description": "accepted; commands run in order either way"}}}}
+	rt.replies[0].schema = Schema{"anyOf": []any{
+		Schema{"type": "object", "required": []string{"replies"}, "properties": map[string]any{"replies": Schema{"type": "array",
+			"items": Schema{"type": "object", "description": "the method's result under its name, or error"}}}},
+		Schema{"$ref": "#/components/schemas/CentrifugoErrorReply"}}}
+	return rt
+}
+
+// broadcastBody is the ActionCable broadcast endpoint's body: one
+// publication or an array of them.
+var broadcastBody = func() Schema {
+	pub := Schema{"type": "object", "required": []string{"stream", "data"}, "properties": map[string]any{
+		"stream": Schema{"type": "string", "description": "a canonical channel: notification-channel-42, chat-room-7-channel, dashboard.project.demo.attendees, ..."},
+		"data":   Schema{"description": "a string (AnyCable's: JSON text or any text) or any JSON value but null"},
+		"meta": Schema{"type": "object", "properties": map[string]any{
+			"exclude_socket": Schema{"type": "string", "maxLength": 128, "description": "a connection id that must not receive it"}}},
+	}}
+	return Schema{"oneOf": []any{pub, Schema{"type": "array", "minItems": 1, "maxItems": 100, "items": pub}}}
+}()
 
 type centrifugoChannelRequest struct {
 	Channel string `json:"channel"`
@@ -436,35 +568,41 @@ var requestRequired = map[reflect.Type][]string{
 
 // fieldSchemas refine fields reflection cannot know ("pkg.Type.field").
 var fieldSchemas = map[string]Schema{
-	"access.ScanInput.direction":                  {"enum": []string{access.DirectionIn, access.DirectionOut}},
-	"access.Scan.direction":                       {"enum": []string{access.DirectionIn, access.DirectionOut}},
-	"access.Scan.reason":                          {"description": "why the scan was denied; null when granted"},
-	"forms.Field.type":                            {"enum": []string{forms.TypeText, forms.TypeNumber, forms.TypeChoice, forms.TypeCheckbox}},
-	"forms.Field.key":                             {"pattern": "^[a-z][a-z0-9_]{0,63}$"},
-	"forms.FormInput.fields":                      {"minItems": 1, "maxItems": forms.MaxFields},
-	"forms.ResponseInput.answers":                 {"type": "object", "description": "answers keyed by field key"},
-	"forms.Response.answers":                      {"type": "object", "description": "answers keyed by field key"},
-	"games.AwardInput.reason":                     {"pattern": "^[A-Za-z0-9_.:-]{1,100}$"},
-	"games.AwardInput.points":                     {"minimum": -games.MaxPoints, "maximum": games.MaxPoints, "not": Schema{"const": 0}},
-	"domain.Project.slug":                         {"pattern": "^[a-z0-9][a-z0-9-]{0,62}$"},
-	"openapi.projectInput.slug":                   {"pattern": "^[a-z0-9][a-z0-9-]{0,62}$"},
-	"openapi.projectInput.name":                   {"minLength": 1, "maxLength": 200},
-	"openapi.apiTokenInput.organization_id":       {"pattern": pubsubID},
-	"pubsub.RoomTokenRequest.event_id":            {"pattern": pubsubID},
-	"pubsub.RoomTokenRequest.session_id":          {"pattern": pubsubID},
-	"pubsub.RoomTokenRequest.participant":         {"required": []string{"id"}},
-	"pubsub.RoomTokenRequest.ttl":                 {"description": "lifetime in seconds; absent or 0: SWITCHBOARD_PUBSUB_ROOM_TOKEN_TTL"},
-	"webhooks.Delivery.status":                    {"enum": []string{webhooks.StatusPending, webhooks.StatusSent, webhooks.StatusFailed}},
-	"webhooks.Delivery.body":                      {"description": "the JSON body sent (or to be sent)"},
-	"openapi.RealtimeToken.expires_at":            {"format": "date-time"},
-	"openapi.channelAuthRequest.socket_id":        {"pattern": `^\d+\.\d+$`},
-	"openapi.userAuthRequest.socket_id":           {"pattern": `^\d+\.\d+$`},
-	"openapi.centrifugoPublishRequest.data":       {"description": "any JSON but null"},
-	"openapi.centrifugoBroadcastRequest.data":     {"description": "any JSON but null"},
-	"openapi.centrifugoBroadcastRequest.channels": {"minItems": 1},
-	"chat.RoomPatch.pinned_message_id":            {"type": []any{"integer", "null"}, "description": "a message of the room, or null to unpin"},
-	"chat.MessageInput.rich_text_body":            {"type": []any{"object", "null"}},
-	"chat.EditInput.rich_text_body":               {"type": []any{"object", "null"}},
+	"access.ScanInput.direction":                         {"enum": []string{access.DirectionIn, access.DirectionOut}},
+	"access.Scan.direction":                              {"enum": []string{access.DirectionIn, access.DirectionOut}},
+	"access.Scan.reason":                                 {"description": "why the scan was denied; null when granted"},
+	"forms.Field.type":                                   {"enum": []string{forms.TypeText, forms.TypeNumber, forms.TypeChoice, forms.TypeCheckbox}},
+	"forms.Field.key":                                    {"pattern": "^[a-z][a-z0-9_]{0,63}$"},
+	"forms.FormInput.fields":                             {"minItems": 1, "maxItems": forms.MaxFields},
+	"forms.ResponseInput.answers":                        {"type": "object", "description": "answers keyed by field key"},
+	"forms.Response.answers":                             {"type": "object", "description": "answers keyed by field key"},
+	"games.AwardInput.reason":                            {"pattern": "^[A-Za-z0-9_.:-]{1,100}$"},
+	"games.AwardInput.points":                            {"minimum": -games.MaxPoints, "maximum": games.MaxPoints, "not": Schema{"const": 0}},
+	"domain.Project.slug":                                {"pattern": "^[a-z0-9][a-z0-9-]{0,62}$"},
+	"openapi.projectInput.slug":                          {"pattern": "^[a-z0-9][a-z0-9-]{0,62}$"},
+	"openapi.projectInput.name":                          {"minLength": 1, "maxLength": 200},
+	"openapi.apiTokenInput.organization_id":              {"pattern": pubsubID},
+	"pubsub.RoomTokenRequest.event_id":                   {"pattern": pubsubID},
+	"pubsub.RoomTokenRequest.session_id":                 {"pattern": pubsubID},
+	"pubsub.RoomTokenRequest.participant":                {"required": []string{"id"}},
+	"pubsub.RoomTokenRequest.ttl":                        {"description": "lifetime in seconds; absent or 0: SWITCHBOARD_PUBSUB_ROOM_TOKEN_TTL"},
+	"webhooks.Delivery.status":                           {"enum": []string{webhooks.StatusPending, webhooks.StatusSent, webhooks.StatusFailed}},
+	"console.TestEventRequest.data":                      {"type": "object", "description": "the event's object (at most 10 KB); absent: a greeting"},
+	"console.TestEventRequest.event":                     {"maxLength": 200, "description": "absent or empty: console-test; not pusher: or pusher_internal:"},
+	"webhooks.Delivery.body":                             {"description": "the JSON body sent (or to be sent)"},
+	"openapi.RealtimeToken.expires_at":                   {"format": "date-time"},
+	"openapi.channelAuthRequest.socket_id":               {"pattern": `^\d+\.\d+$`},
+	"openapi.userAuthRequest.socket_id":                  {"pattern": `^\d+\.\d+$`},
+	"openapi.centrifugoPublishRequest.data":              {"description": "any JSON but null"},
+	"openapi.centrifugoBroadcastRequest.data":            {"description": "any JSON but null"},
+	"openapi.centrifugoBroadcastRequest.channels":        {"minItems": 1},
+	"openapi.centrifugoPublishRequest.idempotency_key":   {"maxLength": 255, "description": "the same key on the channel within 5 minutes publishes nothing and answers the first publication's offset and epoch"},
+	"openapi.centrifugoBroadcastRequest.idempotency_key": {"maxLength": 255, "description": "per channel, as publish's"},
+	"openapi.centrifugoDisconnectRequest.disconnect":     {"description": "the close code (3000-4999) and reason for Centrifugo clients; default 3503 force disconnect"},
+	"openapi.centrifugoRefreshRequest.expire_at":         {"description": "Unix seconds, in the future; 0 with expired false: never expire"},
+	"chat.RoomPatch.pinned_message_id":                   {"type": []any{"integer", "null"}, "description": "a message of the room, or null to unpin"},
+	"chat.MessageInput.rich_text_body":                   {"type": []any{"object", "null"}},
+	"chat.EditInput.rich_text_body":                      {"type": []any{"object", "null"}},
 }
 
 // commonSchemas are the components written by hand.
@@ -490,6 +628,8 @@ var commonSchemas = map[string]Schema{
 	"CentrifugoPublication": {"type": "object", "properties": map[string]any{
 		"data": Schema{"description": "the published JSON"}, "info": Schema{"$ref": "#/components/schemas/CentrifugoClientInfo"},
 		"offset": Schema{"type": "integer", "minimum": 0}, "tags": Schema{"type": "object", "additionalProperties": Schema{"type": "string"}}}},
+	"CentrifugoPublishResult": {"type": "object", "description": "offset and epoch are absent for a channel without history (or when the relay did not answer within 3 s)",
+		"properties": map[string]any{"offset": Schema{"type": "integer", "minimum": 1}, "epoch": Schema{"type": "string"}}},
 	"CentrifugoHistory": {"type": "object", "required": []string{"publications", "epoch", "offset"}, "properties": map[string]any{
 		"publications": Schema{"type": "array", "items": Schema{"$ref": "#/components/schemas/CentrifugoPublication"}},
 		"epoch":        Schema{"type": "string"}, "offset": Schema{"type": "integer", "minimum": 0}}},

@@ -9,9 +9,11 @@ import (
 
 	"switchboard/access"
 	"switchboard/chat"
+	"switchboard/console"
 	"switchboard/domain"
 	"switchboard/forms"
 	"switchboard/games"
+	"switchboard/gateway"
 	"switchboard/gateway/webhooks"
 	"switchboard/notifications"
 	"switchboard/pubsub"
@@ -64,6 +66,17 @@ var componentNames = map[reflect.Type]string{
 	reflect.TypeFor[pubsub.RoomToken]():                         "PubSubRoomToken",
 	reflect.TypeFor[webhooks.Delivery]():                        "WebhookDelivery",
 	reflect.TypeFor[webhooks.Attempt]():                         "WebhookAttempt",
+	reflect.TypeFor[console.Overview]():                         "ConsoleOverview",
+	reflect.TypeFor[console.NodeState]():                        "ConsoleNode",
+	reflect.TypeFor[console.RelayState]():                       "ConsoleRelay",
+	reflect.TypeFor[console.WebhookCounts]():                    "ConsoleWebhookCounts",
+	reflect.TypeFor[console.ConsoleState]():                     "ConsoleState",
+	reflect.TypeFor[console.ChannelInfo]():                      "ConsoleChannel",
+	reflect.TypeFor[console.ChannelList]():                      "ConsoleChannelList",
+	reflect.TypeFor[console.PresenceList]():                     "ConsolePresence",
+	reflect.TypeFor[console.Session]():                          "ConsoleSession",
+	reflect.TypeFor[console.TestEvent]():                        "ConsoleTestEvent",
+	reflect.TypeFor[gateway.Member]():                           "PresenceMember",
 }
 
 // reflector turns Go types into schemas the way encoding/json writes and

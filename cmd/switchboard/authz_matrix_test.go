@@ -153,6 +153,14 @@ var authzDoors = map[string]authzDoor{
 	// watching.
 	"pusher.pubsub":     {[]string{"POST /broadcasting/auth"}, pusherChannel("private-pubsub.acme.ev1.s1")},
 	"centrifugo.pubsub": {[]string{"GET /connection/websocket"}, centrifugoProbe("pubsub.acme.ev1.s1")},
+	// The debug console (docs/console.md): an admin JWT logs in (so does a
+	// Pusher app secret, console/auth_test.go) and opens its API.
+	"console.login": {[]string{"POST /console/api/session"}, func(h *authzHarness, k cred) string {
+		return h.call("POST", "/console/api/session", tokenOf(h.t, k, nil), echo.MIMEApplicationJSON, "{}").String()
+	}},
+	"console.api": {[]string{"GET /console/api/overview"}, func(h *authzHarness, k cred) string {
+		return h.call("GET", "/console/api/overview", tokenOf(h.t, k, nil), "", "").String()
+	}},
 }
 
 // Outcomes, in the notation the probes report.
@@ -265,6 +273,16 @@ var authzMatrix = map[string]map[cred]string{
 		credAlgNone: cfBad, credNoExp: cfBad, credTooLong: cfBad,
 		credMember: cfDenied, credOtherPrj: cfDenied, credOtherMem: cfDenied, credAdmin: cfOK, credRoom: cfOK,
 	},
+	"console.login": { // admins only; the session it answers opens the console and nothing else
+		credNone: oUnauth, credGarbage: oUnauth, credWrongKey: oUnauth, credExpired: oExpired,
+		credAlgNone: oUnauth, credNoExp: oUnauth, credTooLong: oUnauth,
+		credMember: oForbid, credOtherPrj: oForbid, credOtherMem: oForbid, credAdmin: "201", credRoom: oForbid,
+	},
+	"console.api": {
+		credNone: oUnauth, credGarbage: oUnauth, credWrongKey: oUnauth, credExpired: oExpired,
+		credAlgNone: oUnauth, credNoExp: oUnauth, credTooLong: oUnauth,
+		credMember: oForbid, credOtherPrj: oForbid, credOtherMem: oForbid, credAdmin: "200", credRoom: oForbid,
+	},
 }
 
 // bearerSweep is what every route taking a Switchboard bearer answers to
@@ -281,13 +299,14 @@ var (
 
 // bearerFamily says which routes take a Switchboard bearer besides the
 // doors: everything under /api/v1 (domain.Authn on the group, or on the
-// route) and the aliases of the Pusher auth endpoints.
+// route), the debug console's API (/console/api: an admin JWT or a console
+// session) and the aliases of the Pusher auth endpoints.
 func bearerFamily(route string) bool {
 	if _, foreign := foreignRoutes[route]; foreign {
 		return false
 	}
 	_, path, _ := strings.Cut(route, " ")
-	return strings.HasPrefix(path, "/api/v1/") || slices.Contains(bearerAliases, route)
+	return strings.HasPrefix(path, "/api/v1/") || strings.HasPrefix(path, "/console/api/") || slices.Contains(bearerAliases, route)
 }
 
 var bearerAliases = []string{"GET /broadcasting/auth", "POST /broadcasting/user-auth", "GET /broadcasting/user-auth"}
@@ -310,12 +329,15 @@ var publicRoutes = map[string]string{
 	"HEAD /examples/dashboard.html": "example pages: static (embedded mode)",
 	"GET /examples":                 "example pages: a redirect",
 	"GET /openapi.json":             "the OpenAPI document: describes the API, holds no data",
+	"GET /console":                  "the debug console's page: static (its API needs an admin login)",
+	"GET /console/*":                "the debug console's page: static (its API needs an admin login)",
 }
 
 const (
 	whyPusherAPI = "Pusher HTTP API: signed with the app key and secret"
 	whyServerAPI = "Centrifugo server API: SWITCHBOARD_API_KEY"
 	whyPubSubAPI = "PubSub API: an organization's API token"
+	whyBroadcast = "ActionCable broadcast (AnyCable's /_broadcast): Authorization: Bearer SWITCHBOARD_BROADCAST_KEY (else SWITCHBOARD_API_KEY)"
 )
 
 // foreignRoutes take a credential that is not a Switchboard JWT. Each HTTP
@@ -336,6 +358,15 @@ var foreignRoutes = map[string]struct {
 	"POST /api/presence":                                      {whyServerAPI, 401},
 	"POST /api/presence_stats":                                {whyServerAPI, 401},
 	"POST /api/history":                                       {whyServerAPI, 401},
+	"POST /api/history_remove":                                {whyServerAPI, 401},
+	"POST /api/subscribe":                                     {whyServerAPI, 401},
+	"POST /api/unsubscribe":                                   {whyServerAPI, 401},
+	"POST /api/disconnect":                                    {whyServerAPI, 401},
+	"POST /api/refresh":                                       {whyServerAPI, 401},
+	"POST /api/channels":                                      {whyServerAPI, 401},
+	"POST /api/info":                                          {whyServerAPI, 401},
+	"POST /api/batch":                                         {whyServerAPI, 401},
+	"POST /_broadcast":                                        {whyBroadcast, 401},
 	"POST /api/v1/pub_subs":                                   {whyPubSubAPI, 401},
 	"POST /api/v1/publish":                                    {whyPubSubAPI, 401},
 	"POST /api/v1/pubsub/room_tokens":                         {whyPubSubAPI, 401},

@@ -93,6 +93,7 @@ type config struct {
 	CableChannels         string   // SWITCHBOARD_CABLE_CHANNELS: JSON file of extra channel classes; default builtins only
 	CableAllowedOrigins   []string // SWITCHBOARD_CABLE_ALLOWED_ORIGINS: comma-separated browser origins; default any (cookie identities: same host only)
 	CableMaxSubscriptions int      // SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS: per connection, default 100
+	BroadcastKey          string   // SWITCHBOARD_BROADCAST_KEY: key of POST /_broadcast (AnyCable's); empty = SWITCHBOARD_API_KEY
 	// Scoped PubSub (pubsub/, docs/pubsub.md).
 	PubSubPublishRate  int           // SWITCHBOARD_PUBSUB_PUBLISH_RATE: in-room publishes per second per participant, default 10
 	PubSubMaxPayload   int           // SWITCHBOARD_PUBSUB_MAX_PAYLOAD: bytes of an event's data (in-room and HTTP), default 10240
@@ -331,6 +332,8 @@ var settings = []setting{
 		set: list(func(c *config) *[]string { return &c.CableAllowedOrigins })},
 	{env: "SWITCHBOARD_CABLE_MAX_SUBSCRIPTIONS", def: "100", help: "subscriptions per ActionCable connection",
 		set: positive(func(c *config) *int { return &c.CableMaxSubscriptions })},
+	{env: "SWITCHBOARD_BROADCAST_KEY", help: "key of the ActionCable broadcast endpoint POST /_broadcast (Authorization: Bearer <key>, AnyCable's); empty: SWITCHBOARD_API_KEY; both empty disable it",
+		set: text(func(c *config) *string { return &c.BroadcastKey })},
 	// PubSub.
 	{env: "SWITCHBOARD_PUBSUB_PUBLISH_RATE", def: "10", help: "PubSub in-room publishes per second per participant",
 		set: positive(func(c *config) *int { return &c.PubSubPublishRate })},
@@ -468,6 +471,16 @@ func parseLevel(s string) (slog.Level, error) {
 		return 0, fmt.Errorf("SWITCHBOARD_LOG_LEVEL: %w", err)
 	}
 	return l, nil
+}
+
+// broadcastKey is the key of the ActionCable broadcast endpoint: its own
+// variable, else the server API key (one key for the backend's server
+// calls unless the deployment wants two); empty disables the endpoint.
+func (c config) broadcastKey() string {
+	if c.BroadcastKey != "" {
+		return c.BroadcastKey
+	}
+	return c.APIKey
 }
 
 // secret returns the JWT secret, falling back to the dev secret only in

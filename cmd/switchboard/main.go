@@ -135,16 +135,27 @@ func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-	db, err := openStore(ctx, cfg, false)
+	db, err := openMigrated(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := domain.Migrate(ctx, db, migrations()...); err != nil {
-		return err
-	}
 	log.Info("migrations applied", "store", db.Dialect)
 	return nil
+}
+
+// openMigrated opens the configured store for a one-off command and brings
+// its schema up to date.
+func openMigrated(ctx context.Context, cfg config) (*domain.DB, error) {
+	db, err := openStore(ctx, cfg, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := domain.Migrate(ctx, db, migrations()...); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }
 
 func tokenCmd(args []string, stdout, stderr io.Writer) error {
@@ -254,14 +265,11 @@ func apiTokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	db, err := openStore(ctx, cfg, false)
+	db, err := openMigrated(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := domain.Migrate(ctx, db, migrations()...); err != nil {
-		return err
-	}
 	s := pubsub.NewStore(db)
 	switch {
 	case *revoke != "":

@@ -195,6 +195,14 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 			{"POST", "/api/presence", "apikey " + apiKey, js, `{"channel":"presence:lobby"}`, 200, ""},
 			{"POST", "/api/presence_stats", "apikey " + apiKey, js, `{"channel":"presence:lobby"}`, 200, ""},
 			{"POST", "/api/publish", "apikey wrong", js, `{"channel":"tickets:queue","data":{}}`, 401, ""},
+			{"POST", "/api/publish", "apikey " + apiKey, js, `{"channel":"tickets:queue","data":{"n":3},"idempotency_key":"k1"}`, 200, ""},
+			{"POST", "/api/batch", "apikey " + apiKey, js, `{"commands":[{"publish":{"channel":"tickets:queue","data":{}}},{"info":{}},{"nope":{}}]}`, 200, ""},
+			{"POST", "/api/channels", "apikey " + apiKey, js, `{"pattern":"tickets:*"}`, 200, ""},
+			{"POST", "/api/disconnect", "apikey " + apiKey, js, `{"user":"42","disconnect":{"code":4000,"reason":"bye"}}`, 200, ""},
+			{"POST", "/_broadcast", "Bearer " + apiKey, js, `{"stream":"notification-channel-42","data":"{\"text\":\"hi\"}"}`, 201, ""},
+			{"POST", "/_broadcast", "Bearer " + apiKey, js, `[{"stream":"dashboard.project.demo.attendees","data":{"event":"Ping","data":{}}}]`, 201, ""},
+			{"POST", "/_broadcast", "Bearer " + apiKey, js, `{"stream":"nowhere","data":"x"}`, 422, ""},
+			{"POST", "/_broadcast", "Bearer wrong", js, `{"stream":"notification-channel-42","data":"x"}`, 401, ""},
 			{"GET", "/api/v1/webhooks/deliveries?status=pending", bearer(admin), "", "", 200, ""},
 			{"GET", "/api/v1/webhooks/deliveries", bearer(member), "", "", 403, ""},
 			{"DELETE", "/api/v1/projects/demo/attendees/{attendee}", bearer(member), "", "", 204, ""},
@@ -305,6 +313,8 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 				auth = apiToken
 			case "api-key":
 				auth = "apikey " + apiKey
+			case "broadcast-key": // SWITCHBOARD_BROADCAST_KEY falls back to the API key
+				auth = "Bearer " + apiKey
 			}
 			body, ct := "", ""
 			if r.Method != http.MethodGet && r.Method != http.MethodHead {

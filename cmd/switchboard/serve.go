@@ -110,9 +110,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// channels register their channels with it below.
 	node.History = gateway.NewHistory(db, gateway.HistoryConfig{})
 	broker.Subscribe(node.DispatchBatch)
+	nodeID := "" // names this node in cluster mode
 	if natsBroker != nil {
 		// Presence, the per-user limit and client events span the nodes.
-		if err := node.EnableCluster(newNodeID(), natsBroker.Bus()); err != nil {
+		nodeID = newNodeID()
+		if err := node.EnableCluster(nodeID, natsBroker.Bus()); err != nil {
 			_ = broker.Close(context.Background())
 			return fmt.Errorf("cluster: %w", err)
 		}
@@ -157,7 +159,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	health := domain.WatchHealth(healthCtx, db, log)
 	e := domain.NewEcho(log)
 	e.Pre(domain.CORS(origins))
-	e.Use(domain.Guard(health, cfg.DBTimeout, "/healthz", "/readyz", "/metrics", "/openapi.json", "/sdk/*", "/examples*"))
+	e.Use(domain.Guard(health, cfg.DBTimeout, "/healthz", "/readyz", "/metrics", "/openapi.json", "/sdk/*", "/examples*", "/console*"))
 	e.GET("/healthz", func(c echo.Context) error {
 		if st := health.Status(); !st.Up {
 			c.Response().Header().Set("Retry-After", "2")
@@ -208,6 +210,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sdk.Routes(e)
 	examples.Routes(e, examples.Options{Dashboard: cfg.DatabaseURL == "", AppKey: apps[0].Key})
 	openapi.Routes(e) // GET /openapi.json
+	// The debug console (docs/console.md); its database routes take the
+	// guard themselves, so the page and its live log work while the
+	// database is down.
+	cons, err := newConsole(consoleDeps{cfg: cfg, jwtSecret: secret, signer: signer, apps: apps, node: node, nodeID: nodeID,
+		db: db, health: health, relay: relayStatus, leading: &leading, hooks: hookQueue, sender: hookSender, nats: natsBroker, log: log})
+	if err != nil {
+		return err
+	}
+	defer cons.Close()
+	cons.Routes(e)
 
 	pa, err := pusher.New(node, pusher.Config{Apps: apps, Signer: signer, DB: db, Webhooks: hookEmitter, Leads: leading.Load, Origins: &origins})
 	if err != nil {
@@ -228,6 +240,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ac, err := actioncable.New(node, actioncable.Config{
 		Signer: signer, Registry: cableChannels,
 		AllowedOrigins: cfg.CableAllowedOrigins, MaxSubscriptions: cfg.CableMaxSubscriptions, Origins: &origins,
+		DB: db, BroadcastKey: cfg.broadcastKey(),
 	})
 	if err != nil {
 		return err
@@ -259,6 +272,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(cons.Close) // open console streams would hold Shutdown
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {

@@ -1,7 +1,9 @@
 // Package actioncable serves unmodified @rails/actioncable clients: a
 // frontend written for a Rails app points its consumer URL at Switchboard's
 // /cable and keeps its channel classes, identifiers and received() handlers.
-// See README.md for the message flow.
+// An app backend broadcasts to them through AnyCable's HTTP broadcast
+// endpoint (POST /_broadcast, broadcast.go). See README.md for the message
+// flow.
 package actioncable
 
 import (
@@ -72,6 +74,15 @@ type Config struct {
 	// SubscribeTimeout bounds the authorization lookups of one subscribe.
 	// Zero means 5s.
 	SubscribeTimeout time.Duration
+	// DB is the store whose outbox carries the broadcast endpoint's
+	// publications (POST /_broadcast). Nil serves no broadcast endpoint.
+	DB *domain.DB
+	// BroadcastKey guards the broadcast endpoint (Authorization: Bearer
+	// <key>, AnyCable's header). Empty disables it: every call is 401.
+	BroadcastKey string
+	// MaxBroadcastData is the largest data of one broadcast, in bytes;
+	// larger is 413. Zero means DefaultMaxBroadcastData (64 KB).
+	MaxBroadcastData int
 }
 
 func (c *Config) setDefaults() {
@@ -102,6 +113,9 @@ func (c *Config) setDefaults() {
 	if c.SubscribeTimeout == 0 {
 		c.SubscribeTimeout = 5 * time.Second
 	}
+	if c.MaxBroadcastData == 0 {
+		c.MaxBroadcastData = DefaultMaxBroadcastData
+	}
 }
 
 // Validate reports every problem of c at once.
@@ -116,7 +130,7 @@ func (c *Config) Validate() error {
 	if c.IdleTimeout > 0 && c.IdleTimeout < 2*c.PingInterval {
 		errs = append(errs, errors.New("actioncable: idle timeout must be at least two ping intervals"))
 	}
-	if c.MaxSubscriptions < 0 || c.ClientEventRate < 0 || c.MaxQueue < 0 {
+	if c.MaxSubscriptions < 0 || c.ClientEventRate < 0 || c.MaxQueue < 0 || c.MaxBroadcastData < 0 {
 		errs = append(errs, errors.New("actioncable: limits must not be negative"))
 	}
 	return errors.Join(errs...)
@@ -163,11 +177,18 @@ func New(node *gateway.Node, cfg Config) (*Adapter, error) {
 		CheckOrigin:     a.checkOrigin,
 	}
 	node.OnRevoke(a.revoke)
+	node.AddDisconnector(a)
 	return a, nil
 }
 
-// Routes registers the WebSocket endpoint on e.
-func (a *Adapter) Routes(e *echo.Echo) { e.GET(a.cfg.Path, a.serveWS) }
+// Routes registers the WebSocket endpoint on e and, with a Config.DB, the
+// broadcast endpoint (BroadcastPath).
+func (a *Adapter) Routes(e *echo.Echo) {
+	e.GET(a.cfg.Path, a.serveWS)
+	if a.cfg.DB != nil {
+		e.POST(BroadcastPath, a.broadcast, a.broadcastKey)
+	}
+}
 
 // Handler serves the WebSocket endpoint on a plain mux (tests, embedding).
 func (a *Adapter) Handler() http.Handler { return http.HandlerFunc(a.serveHTTP) }

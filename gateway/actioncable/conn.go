@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 	"unique"
@@ -44,16 +45,38 @@ type conn struct {
 	lastFill time.Time
 }
 
-// subscription is the hub Subscriber for one identifier of one connection.
+// subscription is the hub Subscriber for one identifier of one connection,
+// on each of its streams (one hub subscription per stream).
 type subscription struct {
 	c          *conn
 	identifier string
-	stream     string // canonical channel
+	stream     string   // primary stream (canonical channel): perform() goes there
+	streams    []string // every stream, stream first
 	class      *Class
 	key        unique.Handle[string] // frame cache key: one encoding per identifier, interned
 }
 
+// streamsFrom returns whether s receives stream.
+func (s *subscription) streamsFrom(stream string) bool { return slices.Contains(s.streams, stream) }
+
+// join subscribes s to every stream on the hub; leave undoes it.
+func (s *subscription) join(hub *gateway.Hub) {
+	for _, st := range s.streams {
+		hub.Subscribe(st, s)
+	}
+}
+
+func (s *subscription) leave(hub *gateway.Hub) {
+	for _, st := range s.streams {
+		hub.Unsubscribe(st, s)
+	}
+}
+
 func (s *subscription) ConnID() string { return s.c.id }
+
+// Protocol lets the debug console count an event's fan-out per protocol
+// (gateway.ProtocolSubscriber).
+func (s *subscription) Protocol() gateway.Protocol { return gateway.ProtoActionCable }
 
 func (s *subscription) Deliver(m *gateway.Message) {
 	s.c.w.Deliver(m, m.Frame(s.key.Value(), func(m *gateway.Message) []byte { return broadcastFrame(s.identifier, m) }))
@@ -88,13 +111,7 @@ func newConn(a *Adapter, ws *websocket.Conn) *conn {
 		return nil
 	})
 	ws.SetPongHandler(func(string) error { c.touch(); return nil })
-	ws.SetCloseHandler(func(code int, _ string) error {
-		if code == websocket.CloseNoStatusReceived {
-			code = websocket.CloseNormalClosure
-		}
-		c.w.CloseEcho(code)
-		return nil
-	})
+	ws.SetCloseHandler(gateway.EchoClose(c.w))
 	// No ws.SetReadLimit: run enforces maxMessageSize (see
 	// gateway.ReadMessage for why gorilla's limit ends in 1006).
 	return c
@@ -212,7 +229,7 @@ func (c *conn) subscribe(ctx context.Context, identifier string) {
 		c.w.Enqueue(rejectFrame(identifier))
 		return
 	}
-	s := &subscription{c: c, identifier: identifier, stream: b.Stream, class: b.Class, key: unique.Make("actioncable:" + identifier)}
+	s := &subscription{c: c, identifier: identifier, stream: b.Stream, streams: b.Streams, class: b.Class, key: unique.Make("actioncable:" + identifier)}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -230,20 +247,23 @@ func (c *conn) subscribe(ctx context.Context, identifier string) {
 	// never half done.
 	release := c.w.Hold()
 	c.w.Enqueue(confirmFrame(identifier))
-	c.a.node.Hub.Subscribe(s.stream, s)
+	s.join(c.a.node.Hub)
 	release()
 	c.mu.Unlock()
 }
 
 // authorize resolves identifier through the registry and applies the
-// gateway's read rules to the stream, exactly as for Pusher and Centrifugo.
+// gateway's read rules to every stream, exactly as for Pusher and
+// Centrifugo: one stream the member may not read rejects the subscription.
 func (a *Adapter) authorize(ctx context.Context, claims *domain.Claims, identifier string) (Binding, error) {
 	b, err := a.reg.Resolve(ctx, identifier, claims.Subject, a.rooms())
 	if err != nil {
 		return Binding{}, err
 	}
-	if err := a.node.Auth.CanRead(ctx, claims, b.Stream); err != nil {
-		return Binding{}, err
+	for _, st := range b.Streams {
+		if err := a.node.Auth.CanRead(ctx, claims, st); err != nil {
+			return Binding{}, err
+		}
 	}
 	return b, nil
 }
@@ -266,7 +286,7 @@ func (c *conn) unsubscribe(identifier string) {
 	delete(c.subs, identifier)
 	c.mu.Unlock()
 	if s != nil {
-		c.a.node.Hub.Unsubscribe(s.stream, s)
+		s.leave(c.a.node.Hub)
 	}
 }
 
@@ -333,21 +353,22 @@ func (c *conn) allowEvent(now time.Time) bool {
 	return true
 }
 
-// revoke drops this connection's subscriptions to stream and tells the
-// client with reject_subscription, which @rails/actioncable handles after a
-// confirmation too: the subscription is forgotten and rejected() runs.
+// revoke drops this connection's subscriptions that stream from stream
+// (all their streams) and tells the client with reject_subscription, which
+// @rails/actioncable handles after a confirmation too: the subscription is
+// forgotten and rejected() runs.
 func (c *conn) revoke(stream string) {
 	c.mu.Lock()
 	var drop []*subscription
 	for id, s := range c.subs {
-		if s.stream == stream {
+		if s.streamsFrom(stream) {
 			drop = append(drop, s)
 			delete(c.subs, id)
 		}
 	}
 	c.mu.Unlock()
 	for _, s := range drop {
-		c.a.node.Hub.Unsubscribe(s.stream, s)
+		s.leave(c.a.node.Hub)
 		c.w.Enqueue(rejectFrame(s.identifier))
 	}
 }
@@ -386,8 +407,9 @@ func (c *conn) cleanup() {
 	c.subs = map[string]*subscription{}
 	c.mu.Unlock()
 	for _, s := range subs {
-		c.a.node.Hub.Unsubscribe(s.stream, s)
+		s.leave(c.a.node.Hub)
 	}
-	c.w.CloseWith(nil)
-	_ = c.ws.NetConn().Close()
+	// Let the last frames (our disconnect and close frame, or the answer
+	// to the client's close) reach the client before the socket goes.
+	gateway.Hangup(c.ws, c.w, c.a.cfg.WriteTimeout)
 }

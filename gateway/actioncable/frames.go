@@ -20,6 +20,9 @@ const (
 	ReasonTooSlow       = "too_slow"
 	ReasonTooManyConns  = "too_many_connections"
 	ReasonTokenExpired  = "token_expired"
+	// ReasonRemote: the app closed the user's connections (Rails'
+	// remote_connections.where(...).disconnect; here gateway.UserDisconnect).
+	ReasonRemote = "remote"
 )
 
 // Client commands.
@@ -77,12 +80,21 @@ func typedFrame(identifier, typ string) []byte {
 
 // broadcastFrame is {"identifier":..., "message":{"event":..., "data":...}}:
 // the seed's event name and payload, the way the Rails channels broadcast
-// them. Client events also carry the sender's user id.
+// them. Client events also carry the sender's user id. A verbatim message
+// (the broadcast endpoint's, gateway.TagVerbatim) is the message itself:
+// {"identifier":..., "message":<data>}, as ActionCable.server.broadcast
+// and AnyCable deliver it.
 func broadcastFrame(identifier string, m *gateway.Message) []byte {
 	var b bytes.Buffer
 	b.Grow(len(identifier) + len(m.Event) + len(m.Data) + 64)
 	b.WriteString(`{"identifier":`)
 	writeString(&b, identifier)
+	if m.Verbatim() && len(m.Data) > 0 {
+		b.WriteString(`,"message":`)
+		b.Write(m.Data)
+		b.WriteByte('}')
+		return gateway.TextFrame(b.Bytes())
+	}
 	b.WriteString(`,"message":{"event":`)
 	writeString(&b, m.Event)
 	b.WriteString(`,"data":`)

@@ -44,7 +44,9 @@ const maxIdentifierLen = 1024
 //
 // Templates are tried in order; the first whose params are all present in
 // the identifier wins, so a class can accept alternative spellings
-// (chat_room_id or chat_room_uuid).
+// (chat_room_id or chat_room_uuid). StreamFrom adds streams the
+// subscription receives as well, every one of them, as a Rails channel
+// that calls stream_from several times in subscribed.
 type Class struct {
 	// Name is the identifier's "channel" value, e.g. "Chats::RoomChannel".
 	Name string `json:"channel"`
@@ -52,12 +54,17 @@ type Class struct {
 	Stream string `json:"stream,omitempty"`
 	// Streams are alternative stream templates, tried in order.
 	Streams []string `json:"streams,omitempty"`
+	// StreamFrom are stream templates streamed in addition, all of them
+	// (each needs its params in the identifier). With neither Stream nor
+	// Streams, the first of them is the subscription's primary stream.
+	StreamFrom []string `json:"stream_from,omitempty"`
 	// Actions are the perform() actions forwarded to the stream as client
 	// events ("typing" → "client-typing"). Empty means none: clients only
 	// listen unless the deployment says otherwise.
 	Actions []string `json:"actions,omitempty"`
 
-	templates []template
+	templates []template // alternatives (Stream, Streams)
+	also      []template // all of them (StreamFrom)
 }
 
 // BuiltinClasses are the seed's channel classes (002 community seed) plus a
@@ -143,8 +150,14 @@ func (r *Registry) Names() []string {
 
 // Binding is what an identifier resolved to.
 type Binding struct {
-	Class  *Class
-	Stream string // canonical channel
+	Class *Class
+	// Stream is the primary stream (a canonical channel): perform()
+	// actions go there.
+	Stream string
+	// Streams are every stream the subscription receives, Stream first,
+	// without repeats. Each one's messages arrive in order; messages of
+	// different streams are not ordered with each other.
+	Streams []string
 }
 
 // Resolve parses identifier (the opaque string the client sent) and returns
@@ -166,6 +179,7 @@ func (r *Registry) Resolve(ctx context.Context, identifier, member string, rooms
 	if !ok {
 		return Binding{}, fmt.Errorf("%w: %q", ErrUnknownChannel, truncate(name, 64))
 	}
+	var b Binding
 	for _, t := range c.templates {
 		if !t.applies(params) {
 			continue
@@ -174,9 +188,27 @@ func (r *Registry) Resolve(ctx context.Context, identifier, member string, rooms
 		if err != nil {
 			return Binding{}, err
 		}
-		return Binding{Class: c, Stream: stream}, nil
+		b = Binding{Class: c, Stream: stream, Streams: []string{stream}}
+		break
 	}
-	return Binding{}, fmt.Errorf("%w: %s needs %s", ErrBadIdentifier, c.Name, c.paramsHint())
+	if b.Class == nil && len(c.templates) > 0 {
+		return Binding{}, fmt.Errorf("%w: %s needs %s", ErrBadIdentifier, c.Name, c.paramsHint())
+	}
+	b.Class = c
+	for _, t := range c.also {
+		if !t.applies(params) {
+			return Binding{}, fmt.Errorf("%w: %s needs {%s}", ErrBadIdentifier, c.Name, strings.Join(t.params, ", "))
+		}
+		stream, err := t.expand(ctx, params, member, rooms)
+		if err != nil {
+			return Binding{}, err
+		}
+		if !slices.Contains(b.Streams, stream) {
+			b.Streams = append(b.Streams, stream)
+		}
+	}
+	b.Stream = b.Streams[0]
+	return b, nil
 }
 
 // Allows reports whether perform(action) is forwarded for this class.
@@ -193,16 +225,23 @@ func (c *Class) compile() error {
 		}
 		srcs = []string{c.Stream}
 	}
-	if len(srcs) == 0 {
+	if len(srcs) == 0 && len(c.StreamFrom) == 0 {
 		return fmt.Errorf("actioncable: %s: no stream template", c.Name)
 	}
-	c.templates = nil
+	c.templates, c.also = nil, nil
 	for _, s := range srcs {
 		t, err := parseTemplate(s)
 		if err != nil {
 			return fmt.Errorf("actioncable: %s: %w", c.Name, err)
 		}
 		c.templates = append(c.templates, t)
+	}
+	for _, s := range c.StreamFrom {
+		t, err := parseTemplate(s)
+		if err != nil {
+			return fmt.Errorf("actioncable: %s: stream_from: %w", c.Name, err)
+		}
+		c.also = append(c.also, t)
 	}
 	for _, a := range c.Actions {
 		if a == "" || !validValue(a) {

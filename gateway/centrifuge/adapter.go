@@ -1,7 +1,9 @@
 // Package centrifuge speaks Centrifugo's client protocol v2 (JSON over
 // WebSocket) to unmodified centrifuge-js 5.x clients on top of the gateway
-// hub, plus the parts of Centrifugo's server API (publish, broadcast,
-// presence, history) and the seed's connection-token endpoint.
+// hub, plus Centrifugo's server API (publish, broadcast, subscribe,
+// unsubscribe, disconnect, refresh, presence, presence_stats, history,
+// history_remove, channels, info, batch) and the seed's connection-token
+// endpoint.
 package centrifuge
 
 import (
@@ -13,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
 
@@ -74,6 +77,11 @@ type Config struct {
 	// participant may publish into its room (error 106 over it). Zero
 	// means 10 KB.
 	RoomMaxPayload int
+	// PublishWait is how long a server API publish waits for the relay to
+	// number its publication (the offset and epoch of its reply); past it
+	// the reply has none, and the publication is delivered all the same.
+	// Zero means 3s.
+	PublishWait time.Duration
 }
 
 // Room publish defaults (the browser SDK's in-room PubSub.publish).
@@ -97,6 +105,7 @@ func (c *Config) setDefaults() {
 	def(&c.StaleDelay, 10*time.Second)
 	def(&c.ExpiredCloseDelay, 25*time.Second)
 	def(&c.WriteTimeout, 10*time.Second)
+	def(&c.PublishWait, 3*time.Second)
 	if c.MaxQueue == 0 {
 		c.MaxQueue = 1024
 	}
@@ -129,7 +138,7 @@ func (c Config) Validate() error {
 	if c.RoomPublishRate < 0 || c.RoomMaxPayload < 0 {
 		errs = append(errs, errors.New("centrifuge: room publish rate and payload limit must be positive"))
 	}
-	if c.TokenTTL < 0 || c.PingInterval < 0 || c.PongTimeout < 0 || c.StaleDelay < 0 || c.ExpiredCloseDelay < 0 || c.WriteTimeout < 0 {
+	if c.TokenTTL < 0 || c.PingInterval < 0 || c.PongTimeout < 0 || c.StaleDelay < 0 || c.ExpiredCloseDelay < 0 || c.WriteTimeout < 0 || c.PublishWait < 0 {
 		errs = append(errs, errors.New("centrifuge: durations must not be negative"))
 	}
 	if c.PongTimeout >= c.PingInterval && c.PingInterval > 0 {
@@ -155,6 +164,10 @@ type Adapter struct {
 	conns *gateway.Registry[*conn] // by client id, indexed by user
 
 	roomRate *gateway.RateLimiter // PubSub room publishes, per participant
+
+	positions positions // server API publishes waiting for their offsets
+	uid       string    // this node's id in the info API
+	started   time.Time
 }
 
 // New returns an adapter for node. Its namespaces' history options go to
@@ -169,6 +182,7 @@ func New(node *gateway.Node, cfg Config) (*Adapter, error) {
 	a := &Adapter{
 		node: node, cfg: cfg, res: newResolver(cfg.Channels), log: node.Log.With("proto", "centrifuge"),
 		conns: gateway.NewRegistry[*conn](), roomRate: gateway.NewRateLimiter(cfg.RoomPublishRate),
+		uid: uuid.NewString(), started: time.Now(),
 		upgrader: websocket.Upgrader{
 			ReadBufferSize:  512,
 			WriteBufferSize: 512,
@@ -189,6 +203,9 @@ func New(node *gateway.Node, cfg Config) (*Adapter, error) {
 	node.History.Provide(a.res.historyOptions)
 	node.OnRevoke(a.revoke)
 	node.OnRemotePresence(a.remotePresence)
+	node.Intercept(a.positions.intercept)
+	node.AddDisconnector(a)
+	a.registerCommands()
 	return a, nil
 }
 
@@ -200,13 +217,7 @@ func (a *Adapter) History() *gateway.History { return a.node.History }
 func (a *Adapter) Routes(e *echo.Echo) {
 	e.GET("/connection/websocket", a.serveWS)
 	e.POST("/api/v1/realtime/token", a.issueToken, domain.Authn(a.cfg.Signer, true), domain.Op("v1.realtime.token.store"))
-	// Per-route middleware, not a group: an echo group with middleware
-	// catches every unknown /api/* path, /api/v1 included.
-	e.POST("/api/publish", a.apiPublish, a.apiKey)
-	e.POST("/api/broadcast", a.apiBroadcast, a.apiKey)
-	e.POST("/api/presence", a.apiPresence, a.apiKey)
-	e.POST("/api/presence_stats", a.apiPresenceStats, a.apiKey)
-	e.POST("/api/history", a.apiHistory, a.apiKey)
+	a.apiRoutes(e)
 }
 
 func (a *Adapter) serveWS(c echo.Context) error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 
@@ -12,7 +11,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"switchboard/domain"
-	"switchboard/gateway"
 )
 
 // The server API follows Centrifugo's HTTP API (v5+ format): POST
@@ -21,7 +19,51 @@ import (
 // {"error":{"code":102,"message":"unknown channel"}} — unless the request
 // sets X-Centrifugo-Error-Mode: transport, which turns them into HTTP 4xx.
 // A body that is not JSON is a plain 400 and a missing or wrong key a 401,
-// in Switchboard's error shape.
+// in Switchboard's error shape. POST /api/batch runs several methods in
+// one request, in order: {"commands":[{"publish":{…}},…]} is answered
+// {"replies":[{"publish":{…}},{"error":{…}},…]}.
+//
+// Every method is a function of its request's JSON (apiMethod), so the
+// routes and batch run the same code.
+
+// apiMethod runs one server API method on its request body and returns the
+// result (encoded as the reply's result) or a protocol error.
+type apiMethod func(ctx context.Context, body json.RawMessage) (any, *protocol.Error)
+
+// apiMethods are the methods, by name (the path after /api/ and the key
+// of a batch command).
+func (a *Adapter) apiMethods() map[string]apiMethod {
+	return map[string]apiMethod{
+		"publish":        a.callPublish,
+		"broadcast":      a.callBroadcast,
+		"subscribe":      a.callSubscribe,
+		"unsubscribe":    a.callUnsubscribe,
+		"disconnect":     a.callDisconnect,
+		"refresh":        a.callRefresh,
+		"presence":       a.callPresence,
+		"presence_stats": a.callPresenceStats,
+		"history":        a.callHistory,
+		"history_remove": a.callHistoryRemove,
+		"channels":       a.callChannels,
+		"info":           a.callInfo,
+	}
+}
+
+// APIMethods lists the server API's method names, batch included.
+func APIMethods() []string {
+	return []string{"publish", "broadcast", "subscribe", "unsubscribe", "disconnect", "refresh", "presence",
+		"presence_stats", "history", "history_remove", "channels", "info", "batch"}
+}
+
+// apiRoutes registers POST /api/<method> for every method, and batch.
+func (a *Adapter) apiRoutes(e *echo.Echo) {
+	// Per-route middleware, not a group: an echo group with middleware
+	// catches every unknown /api/* path, /api/v1 included.
+	for name, m := range a.apiMethods() {
+		e.POST("/api/"+name, a.apiHandler(m), a.apiKey)
+	}
+	e.POST("/api/batch", a.apiBatch, a.apiKey)
+}
 
 // apiKey checks `X-API-Key: <key>`, `Authorization: apikey <key>` or
 // ?api_key=<key>. When X-API-Key is present the others are not consulted,
@@ -66,116 +108,84 @@ func fail(c echo.Context, e *protocol.Error) error {
 	return c.JSON(http.StatusOK, apiError{Error: e})
 }
 
-type publishRequest struct {
-	Channel string          `json:"channel"`
-	Data    json.RawMessage `json:"data"`
-}
-
-type broadcastRequest struct {
-	Channels []string        `json:"channels"`
-	Data     json.RawMessage `json:"data"`
-}
-
-// serverChannel resolves a channel the server API may publish to:
-// namespace channels only, since canonical channels carry domain events
-// written by the modules.
-func (a *Adapter) serverChannel(name string) (channel, *protocol.Error) {
-	ch, perr := a.res.resolve(name)
-	if perr != nil {
-		return channel{}, perr
-	}
-	if ch.canonical {
-		return channel{}, &protocol.Error{Code: errPermissionDenied.Code, Message: "permission denied: canonical channels carry domain events only"}
-	}
-	return ch, nil
-}
-
-func (a *Adapter) apiPublish(c echo.Context) error {
-	var req publishRequest
-	if err := domain.Bind(c, &req); err != nil {
-		return err
-	}
-	ch, perr := a.serverChannel(req.Channel)
-	if perr != nil {
-		return fail(c, perr)
-	}
-	if !validJSON(req.Data) || string(req.Data) == "null" {
-		return fail(c, &protocol.Error{Code: errBadRequest.Code, Message: "bad request: data is required"})
-	}
-	if err := a.publishOutbox(c.Request().Context(), []channel{ch}, req.Data, nil); err != nil {
-		a.log.Error("api publish", "channel", ch.name, "err", err)
-		return fail(c, errInternal)
-	}
-	return c.JSON(http.StatusOK, apiResult{Result: struct{}{}})
-}
-
-type publishResponse struct {
-	Error  *protocol.Error `json:"error,omitempty"`
-	Result *struct{}       `json:"result,omitempty"`
-}
-
-func (a *Adapter) apiBroadcast(c echo.Context) error {
-	var req broadcastRequest
-	if err := domain.Bind(c, &req); err != nil {
-		return err
-	}
-	if len(req.Channels) == 0 || !validJSON(req.Data) || string(req.Data) == "null" {
-		return fail(c, &protocol.Error{Code: errBadRequest.Code, Message: "bad request: channels and data are required"})
-	}
-	resp := make([]publishResponse, len(req.Channels))
-	var chans []channel
-	for i, name := range req.Channels {
-		ch, perr := a.serverChannel(name)
+// apiHandler serves one method on its own route.
+func (a *Adapter) apiHandler(m apiMethod) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		var body json.RawMessage
+		if err := domain.Bind(c, &body); err != nil {
+			return err
+		}
+		res, perr := m(c.Request().Context(), body)
 		if perr != nil {
-			resp[i].Error = perr
-			continue
+			return fail(c, perr)
 		}
-		chans = append(chans, ch)
-		resp[i].Result = &struct{}{}
+		return c.JSON(http.StatusOK, apiResult{Result: res})
 	}
-	if len(chans) > 0 {
-		// One envelope for every channel: one outbox row, one commit.
-		if err := a.publishOutbox(c.Request().Context(), chans, req.Data, nil); err != nil {
-			a.log.Error("api broadcast", "err", err)
-			return fail(c, errInternal)
-		}
-	}
-	return c.JSON(http.StatusOK, apiResult{Result: map[string]any{"responses": resp}})
 }
 
-// publishOutbox writes one publication for chans to the outbox and returns
-// after the commit: from there the relay, the broker and node.Dispatch
-// deliver it like any domain event (and the History numbers it). The
-// envelope is named after the data's "type" when it has one (the seed's
-// {"type","data"} events), so logs and other consumers can tell events apart.
-func (a *Adapter) publishOutbox(ctx context.Context, chans []channel, data json.RawMessage, from *gateway.ClientInfo) error {
-	hubs := make([]string, len(chans))
-	for i, ch := range chans {
-		hubs[i] = ch.hub
+// maxBatchCommands bounds one batch: each command may wait for the
+// relay (publish) or the database.
+const maxBatchCommands = 100
+
+// apiBatch runs the commands in order (a "parallel" request is run in
+// order too, which it allows) and answers one reply per command: the
+// method's result under the method's name, or an error.
+func (a *Adapter) apiBatch(c echo.Context) error {
+	var req struct {
+		Commands []map[string]json.RawMessage `json:"commands"`
+		Parallel bool                         `json:"parallel"`
 	}
-	var typed struct {
-		Type string `json:"type"`
+	if err := domain.Bind(c, &req); err != nil {
+		return err
 	}
-	name := "centrifugo.publication"
-	if json.Unmarshal(data, &typed) == nil && typed.Type != "" && len(typed.Type) <= 200 {
-		name = typed.Type
+	if len(req.Commands) == 0 {
+		return fail(c, &protocol.Error{Code: errBadRequest.Code, Message: "bad request: commands are required"})
 	}
-	env := domain.RawEnvelope(name, domain.Scope{Channels: hubs}, data)
-	env.Tags = map[string]string{tagRaw: "1"}
-	if from != nil {
-		env.Tags[tagFromUser] = from.UserID
-		env.Tags[tagFromClient] = from.ConnID
-		if len(from.Info) > 0 {
-			env.Tags[tagFromInfo] = string(from.Info)
+	if len(req.Commands) > maxBatchCommands {
+		return fail(c, &protocol.Error{Code: errBadRequest.Code, Message: "bad request: at most 100 commands per batch"})
+	}
+	methods := a.apiMethods()
+	replies := make([]map[string]any, len(req.Commands))
+	for i, cmd := range req.Commands {
+		replies[i] = a.batchCommand(c.Request().Context(), methods, cmd)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"replies": replies})
+}
+
+// batchCommand runs one command of a batch: an object with exactly one
+// method key.
+func (a *Adapter) batchCommand(ctx context.Context, methods map[string]apiMethod, cmd map[string]json.RawMessage) map[string]any {
+	if len(cmd) != 1 {
+		return map[string]any{"error": &protocol.Error{Code: errBadRequest.Code, Message: "bad request: a command has exactly one method"}}
+	}
+	for name, body := range cmd {
+		m, ok := methods[name]
+		if !ok {
+			return map[string]any{"error": errMethodNotFound}
 		}
+		res, perr := m(ctx, body)
+		if perr != nil {
+			return map[string]any{"error": perr}
+		}
+		return map[string]any{name: res}
 	}
-	if err := a.cfg.DB.InTx(ctx, func(tx *domain.Tx) error {
-		tx.EmitEnvelope(env)
-		return nil
-	}); err != nil {
-		return fmt.Errorf("centrifuge: publish to outbox: %w", err)
+	return nil // unreachable: cmd has one key
+}
+
+// decode reads a method's request; a body of the wrong shape is 107.
+func decode(body json.RawMessage, v any) *protocol.Error {
+	if len(body) == 0 || string(body) == "null" {
+		body = json.RawMessage(`{}`)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return &protocol.Error{Code: errBadRequest.Code, Message: "bad request: " + err.Error()}
 	}
 	return nil
+}
+
+// badRequest is error 107 with a reason.
+func badRequest(reason string) *protocol.Error {
+	return &protocol.Error{Code: errBadRequest.Code, Message: "bad request: " + reason}
 }
 
 type channelRequest struct {
@@ -185,52 +195,74 @@ type channelRequest struct {
 	Reverse bool                     `json:"reverse"`
 }
 
-func (a *Adapter) apiPresence(c echo.Context) error {
+func (a *Adapter) callPresence(_ context.Context, body json.RawMessage) (any, *protocol.Error) {
 	var req channelRequest
-	if err := domain.Bind(c, &req); err != nil {
-		return err
+	if perr := decode(body, &req); perr != nil {
+		return nil, perr
 	}
 	ch, perr := a.res.resolve(req.Channel)
 	if perr == nil && !ch.opts.Presence {
 		perr = errNotAvailable
 	}
 	if perr != nil {
-		return fail(c, perr)
+		return nil, perr
 	}
-	return c.JSON(http.StatusOK, apiResult{Result: map[string]any{"presence": presenceMap(a.node.Presence, ch.hub)}})
+	return map[string]any{"presence": presenceMap(a.node.Presence, ch.hub)}, nil
 }
 
-func (a *Adapter) apiPresenceStats(c echo.Context) error {
+func (a *Adapter) callPresenceStats(_ context.Context, body json.RawMessage) (any, *protocol.Error) {
 	var req channelRequest
-	if err := domain.Bind(c, &req); err != nil {
-		return err
+	if perr := decode(body, &req); perr != nil {
+		return nil, perr
 	}
 	ch, perr := a.res.resolve(req.Channel)
 	if perr == nil && !ch.opts.Presence {
 		perr = errNotAvailable
 	}
 	if perr != nil {
-		return fail(c, perr)
+		return nil, perr
 	}
 	clients, users := a.node.Presence.Count(ch.hub)
-	return c.JSON(http.StatusOK, apiResult{Result: map[string]int{"num_clients": clients, "num_users": users}})
+	return map[string]int{"num_clients": clients, "num_users": users}, nil
 }
 
-func (a *Adapter) apiHistory(c echo.Context) error {
+func (a *Adapter) callHistory(ctx context.Context, body json.RawMessage) (any, *protocol.Error) {
 	var req channelRequest
-	if err := domain.Bind(c, &req); err != nil {
-		return err
+	if perr := decode(body, &req); perr != nil {
+		return nil, perr
 	}
 	ch, perr := a.res.resolve(req.Channel)
 	if perr == nil && !ch.opts.History().Enabled() {
 		perr = errNotAvailable
 	}
 	if perr != nil {
-		return fail(c, perr)
+		return nil, perr
 	}
-	res, perr := readHistory(c.Request().Context(), a.node.History, ch, req.Limit, req.Since, req.Reverse)
+	res, perr := readHistory(ctx, a.node.History, ch, req.Limit, req.Since, req.Reverse)
 	if perr != nil {
-		return fail(c, perr)
+		return nil, perr
 	}
-	return c.JSON(http.StatusOK, apiResult{Result: res})
+	return res, nil
+}
+
+// callHistoryRemove drops a channel's publications, keeping its epoch and
+// top offset: subscribers keep their position (Centrifugo's
+// history_remove).
+func (a *Adapter) callHistoryRemove(ctx context.Context, body json.RawMessage) (any, *protocol.Error) {
+	var req channelRequest
+	if perr := decode(body, &req); perr != nil {
+		return nil, perr
+	}
+	ch, perr := a.res.resolve(req.Channel)
+	if perr == nil && !ch.opts.History().Enabled() {
+		perr = errNotAvailable
+	}
+	if perr != nil {
+		return nil, perr
+	}
+	if err := a.node.History.Clear(ctx, ch.hub); err != nil {
+		a.log.Error("api history_remove", "channel", ch.name, "err", err)
+		return nil, errInternal
+	}
+	return struct{}{}, nil
 }

@@ -130,12 +130,20 @@ var (
 	DisconnectSubExpired      = Disconnect{3006, "subscription expired"}
 	DisconnectSlow            = Disconnect{3008, "slow"}
 	DisconnectInsufficient    = Disconnect{3010, "insufficient state"}
+	DisconnectForceReconnect  = Disconnect{3011, "force reconnect"}
 	DisconnectNoPong          = Disconnect{3012, "no pong"}
 	DisconnectInvalidToken    = Disconnect{3500, "invalid token"}
 	DisconnectBadRequest      = Disconnect{3501, "bad request"}
 	DisconnectStale           = Disconnect{3502, "stale"}
+	DisconnectForce           = Disconnect{3503, "force disconnect"}
 	DisconnectConnectionLimit = Disconnect{3504, "connection limit"}
 )
+
+// reconnects reports whether centrifuge-js reconnects after close code
+// (disconnect.go: 3000-3499, 4000-4499 and from 5000 on).
+func reconnects(code int) bool {
+	return code >= 3000 && code < 3500 || code >= 4000 && code < 4500 || code >= 5000
+}
 
 // Unsubscribe push codes: below 2500 the client stays unsubscribed, from
 // 2500 on it resubscribes.

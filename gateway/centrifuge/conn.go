@@ -69,10 +69,7 @@ func newConn(a *Adapter, ws *websocket.Conn) *conn {
 		return nil
 	})
 	ws.SetPongHandler(func(string) error { return nil })
-	ws.SetCloseHandler(func(code int, _ string) error {
-		c.w.CloseEcho(code)
-		return nil
-	})
+	ws.SetCloseHandler(gateway.EchoClose(c.w))
 	return c
 }
 
@@ -270,7 +267,7 @@ func (c *conn) connect(id uint32, req *protocol.ConnectRequest) bool {
 // refreshed in time (3005: the client reconnects, gets 109, fetches a token).
 func (c *conn) checkExpired() {
 	c.mu.Lock()
-	if c.closed || c.ident == nil {
+	if c.closed || c.ident == nil || c.ident.expires.IsZero() {
 		c.mu.Unlock()
 		return
 	}
@@ -381,20 +378,50 @@ func (c *conn) subscribe(id uint32, req *protocol.SubscribeRequest) bool {
 		return true
 	}
 
+	res, sub, last, perr := c.join(ch, joinRequest{recover: req.Recover, since: gateway.StreamPosition{Offset: req.Offset, Epoch: req.Epoch},
+		rejectUnrecovered: req.Flag&2 != 0, grant: grant})
+	if perr != nil {
+		c.reply(errorReply(id, perr))
+		return true
+	}
+	c.reply(&protocol.Reply{Id: id, Subscribe: res})
+	c.joined(sub, last, ident, grant)
+	return true
+}
+
+// joinRequest is what a subscription asks of join.
+type joinRequest struct {
+	recover           bool                   // recover from since
+	since             gateway.StreamPosition // the client's last position
+	rejectUnrecovered bool                   // centrifuge-js flag 2: 112 rather than a gap
+	grant             *subGrant              // the subscription token, if any
+}
+
+// join subscribes the connection to ch (a subscribe command, or a
+// server-side subscription) and returns the subscribe result to send, the
+// subscription, still buffering what is published meanwhile, and the
+// stream offset the result covers. The caller sends the result and then
+// calls joined. On error nothing is left subscribed.
+func (c *conn) join(ch channel, req joinRequest) (*protocol.SubscribeResult, *subscription, uint64, *protocol.Error) {
 	s := &subscription{c: c, ch: ch, buffering: true}
 	c.mu.Lock()
+	if c.closed {
+		// A server-side subscription racing the connection's end: cleanup
+		// has taken the subscriptions it drops.
+		c.mu.Unlock()
+		return nil, nil, 0, errNotAvailable
+	}
 	if _, dup := c.subs[ch.name]; dup {
 		c.mu.Unlock()
-		c.reply(errorReply(id, errAlreadySubscribed))
-		return true
+		return nil, nil, 0, errAlreadySubscribed
 	}
 	if len(c.subs) >= c.a.cfg.MaxSubscriptions {
 		c.mu.Unlock()
-		c.reply(errorReply(id, errLimitExceeded))
-		return true
+		return nil, nil, 0, errLimitExceeded
 	}
 	c.subs[ch.name] = s
 	c.mu.Unlock()
+	c.a.node.Occupancy.Add(occupancyKey(ch), +1)
 
 	// Join the hub before reading the stream position: everything published
 	// from now on is buffered by s, everything before is in the history, so
@@ -406,18 +433,17 @@ func (c *conn) subscribe(id uint32, req *protocol.SubscribeRequest) bool {
 		hctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
 		defer cancel()
 		res.Recoverable, res.Positioned = true, true
-		if req.Recover {
+		if req.recover {
 			res.WasRecovering = true
-			pubs, top, ok, err := c.a.node.History.Recover(hctx, ch.hub, gateway.StreamPosition{Offset: req.Offset, Epoch: req.Epoch})
+			pubs, top, ok, err := c.a.node.History.Recover(hctx, ch.hub, req.since)
 			if err != nil {
-				c.historyFailed(id, s, err)
-				return true
+				return nil, nil, 0, c.historyFailed(s, err)
 			}
 			res.Epoch = top.Epoch
 			if ok {
 				// Echo the position recovered from: the client advances it
 				// with each recovered publication.
-				res.Recovered, res.Offset = true, req.Offset
+				res.Recovered, res.Offset = true, req.since.Offset
 				for _, m := range pubs {
 					res.Publications = append(res.Publications, publication(m))
 				}
@@ -431,41 +457,60 @@ func (c *conn) subscribe(id uint32, req *protocol.SubscribeRequest) bool {
 		} else {
 			top, err := c.a.node.History.Position(hctx, ch.hub)
 			if err != nil {
-				c.historyFailed(id, s, err)
-				return true
+				return nil, nil, 0, c.historyFailed(s, err)
 			}
 			res.Epoch, res.Offset, last = top.Epoch, top.Offset, top.Offset
 		}
 		// centrifuge-js with getState sets flag 2 (reject unrecovered): it
 		// wants error 112 instead of a gap so it reloads the state itself.
-		if res.WasRecovering && !res.Recovered && req.Flag&2 != 0 {
+		if res.WasRecovering && !res.Recovered && req.rejectUnrecovered {
 			c.dropSub(s)
-			c.reply(errorReply(id, errUnrecoverable))
-			return true
+			return nil, nil, 0, errUnrecoverable
 		}
 	}
-	if grant != nil && !grant.expires.IsZero() {
-		res.Expires, res.Ttl = true, (&identity{expires: grant.expires}).ttl(time.Now())
-		s.expireAt(grant.expires, c.a.cfg.ExpiredCloseDelay)
+	if g := req.grant; g != nil && !g.expires.IsZero() {
+		res.Expires, res.Ttl = true, (&identity{expires: g.expires}).ttl(time.Now())
+		s.expireAt(g.expires, c.a.cfg.ExpiredCloseDelay)
 	}
-	c.reply(&protocol.Reply{Id: id, Subscribe: res})
-	s.flush(last)
+	return res, s, last, nil
+}
 
+// joined finishes join once its result is queued: the buffered
+// publications above last go out, and the connection joins the channel's
+// presence.
+func (c *conn) joined(s *subscription, last uint64, ident *identity, grant *subGrant) {
+	s.flush(last)
+	ch := s.ch
 	if ch.opts.Presence {
 		info := ident.info
 		if grant != nil && grant.info != nil {
 			info = grant.info
 		}
-		c.a.node.Presence.Join(ch.hub, c.id, gateway.Member{UserID: ident.user, Info: info})
+		// Under s.mu, which dropSub takes to see whether to leave: a
+		// server-side subscription may race the connection's cleanup, and
+		// must then either not join or be seen joined.
 		s.mu.Lock()
+		c.mu.Lock()
+		gone := c.closed || c.subs[ch.name] != s
+		c.mu.Unlock()
+		if gone {
+			s.mu.Unlock()
+			return
+		}
+		c.a.node.Presence.Join(ch.hub, c.id, gateway.Member{UserID: ident.user, Info: info})
 		s.present = true
 		s.mu.Unlock()
 		if ch.opts.JoinLeave {
 			c.a.pushJoinLeave(ch, &protocol.ClientInfo{User: ident.user, Client: c.id, ConnInfo: protocol.Raw(info)}, true)
 		}
 	}
-	return true
 }
+
+// occupancyKey names a Centrifugo channel in the node's cluster-wide
+// subscription counts (gateway.Occupancy), which the channels API reads.
+func occupancyKey(ch channel) string { return occupancyPrefix + ch.name }
+
+const occupancyPrefix = "centrifugo/"
 
 // canSubscribe applies the channel rules: canonical channels follow the
 // gateway.Authorizer (the same rules as over Pusher); namespace channels
@@ -503,10 +548,14 @@ func (c *conn) unsubscribe(name string) {
 // dropSub removes s from the connection, the hub and presence.
 func (c *conn) dropSub(s *subscription) {
 	c.mu.Lock()
-	if c.subs[s.ch.name] == s {
+	mine := c.subs[s.ch.name] == s
+	if mine {
 		delete(c.subs, s.ch.name)
 	}
 	c.mu.Unlock()
+	if mine {
+		c.a.node.Occupancy.Add(occupancyKey(s.ch), -1)
+	}
 	c.a.node.Hub.Unsubscribe(s.ch.hub, s)
 	s.mu.Lock()
 	present := s.present
@@ -592,12 +641,12 @@ func (c *conn) historyCmd(id uint32, req *protocol.HistoryRequest) {
 // historyTimeout bounds a history read (a database query).
 const historyTimeout = 5 * time.Second
 
-// historyFailed answers a subscribe whose history read failed with an
-// internal error (the client retries) and undoes the subscription.
-func (c *conn) historyFailed(id uint32, s *subscription, err error) {
+// historyFailed undoes a subscription whose history read failed; the
+// subscribe is answered with an internal error (the client retries).
+func (c *conn) historyFailed(s *subscription, err error) *protocol.Error {
 	c.a.log.Error("subscribe: history", "channel", s.ch.name, "err", err)
 	c.dropSub(s)
-	c.reply(errorReply(id, errInternal))
+	return errInternal
 }
 
 // readHistory answers a history request (client or server API).
@@ -781,11 +830,8 @@ func (c *conn) cleanup() {
 	if taken {
 		c.a.node.Users.Release(user, c.id)
 	}
-	// Let a queued close frame (closeWith) reach the client before the
-	// socket goes: without it the client sees 1006 instead of our code.
-	select {
-	case <-c.w.CloseWith(nil):
-	case <-time.After(c.a.cfg.WriteTimeout):
-	}
-	_ = c.ws.NetConn().Close()
+	// Let a queued close frame (closeWith, or the answer to the client's
+	// close) reach the client before the socket goes: without it the
+	// client sees 1006 instead of the code.
+	gateway.Hangup(c.ws, c.w, c.a.cfg.WriteTimeout)
 }

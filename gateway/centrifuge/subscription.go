@@ -33,6 +33,10 @@ type subscription struct {
 
 func (s *subscription) ConnID() string { return s.c.id }
 
+// Protocol lets the debug console count an event's fan-out per protocol
+// (gateway.ProtocolSubscriber).
+func (s *subscription) Protocol() gateway.Protocol { return gateway.ProtoCentrifuge }
+
 // Deliver enqueues the publication push, encoded once per message for all
 // centrifuge subscribers of the channel.
 func (s *subscription) Deliver(m *gateway.Message) {
@@ -179,12 +183,13 @@ const (
 )
 
 // publication is the Centrifugo publication of a hub message. Server-API and
-// client publications carry their data as published; domain events become
+// client publications, and verbatim broadcasts (gateway.TagVerbatim),
+// carry their data as published; domain events become
 // {"type": event name, "data": event object}, the seed's event shape, so a
 // client can tell AttendeeCreated from AttendeeUpdated.
 func publication(m *gateway.Message) *protocol.Publication {
 	p := &protocol.Publication{Offset: m.Offset}
-	if m.Tags[tagRaw] == "1" {
+	if m.Tags[tagRaw] == "1" || m.Verbatim() {
 		p.Data = protocol.Raw(m.Data)
 	} else {
 		b, err := json.Marshal(struct {

@@ -147,6 +147,7 @@ func New(node *gateway.Node, cfg Config) (*Adapter, error) {
 	node.Occupancy.OnChange(a.occupancyChanged)
 	node.OnMemberLeft(a.memberLeftHook)
 	node.OnRevoke(a.revoke)
+	node.AddDisconnector(a)
 	node.Intercept(a.intercept)
 	if node.History != nil {
 		node.History.Provide(a.cacheHistory)

@@ -68,6 +68,10 @@ type subscription struct {
 
 func (s *subscription) ConnID() string { return s.c.id }
 
+// Protocol lets the debug console count an event's fan-out per protocol
+// (gateway.ProtocolSubscriber).
+func (s *subscription) Protocol() gateway.Protocol { return gateway.ProtoPusher }
+
 // skip reports a message this subscription must not send: an adapter
 // instruction (terminate; the interceptor handles it), an event on
 // #server-to-user-{id} (the interceptor delivers those to the user's
@@ -134,10 +138,7 @@ func newConn(a *Adapter, app *App, ws *websocket.Conn) *conn {
 		return nil
 	})
 	ws.SetPongHandler(func(string) error { c.touch(); return nil })
-	ws.SetCloseHandler(func(code int, _ string) error {
-		c.w.CloseEcho(code)
-		return nil
-	})
+	ws.SetCloseHandler(gateway.EchoClose(c.w))
 	// No ws.SetReadLimit: run enforces maxMessageSize (see
 	// gateway.ReadMessage for why gorilla's limit ends in 1006).
 	return c
@@ -460,8 +461,9 @@ func (c *conn) cleanup() {
 		c.a.node.Users.Release(k, c.id)
 	}
 	c.releaseAppSlot()
-	c.w.CloseWith(nil)
-	_ = c.ws.NetConn().Close()
+	// Let the last frames (our close frame, or the answer to the client's
+	// close) reach the client before the socket goes.
+	gateway.Hangup(c.ws, c.w, c.a.cfg.WriteTimeout)
 }
 
 func truncate(s string, n int) string {

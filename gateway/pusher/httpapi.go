@@ -367,20 +367,3 @@ func (a *Adapter) apiUsers(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, map[string]any{"users": users})
 }
-
-// apiTerminate closes every signed-in connection of a user, on every node:
-// the instruction goes through the outbox like an event.
-func (a *Adapter) apiTerminate(c echo.Context) error {
-	app := appOf(c)
-	user, err := url.PathUnescape(c.Param("user_id"))
-	if err != nil || !userIDRE.MatchString(user) {
-		return domain.BadRequest("user_id must be 1-128 characters of [-a-zA-Z0-9_=@,.;]")
-	}
-	env := domain.RawEnvelope("pusher:terminate_connections",
-		domain.Scope{Channels: []string{hubChannel(app, userChannelPrefix+user)}}, json.RawMessage(`{}`))
-	env.Tags = map[string]string{tagControl: controlTerminate, tagApp: app.ID, tagUser: user}
-	if err := a.publish(c.Request().Context(), prepared{env: env}); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, struct{}{})
-}

@@ -10,8 +10,11 @@ import (
 	"switchboard/gateway"
 )
 
-// Tags of adapter instructions that travel through the outbox, so every
-// node carries them out (terminate a user's connections).
+// Tags of adapter instructions that travelled through the outbox, so every
+// node carried them out (terminate a user's connections). terminate_connections
+// is now a gateway command (gateway.Node.DisconnectUser); the tags are still
+// read so that a row an older node wrote during a rolling upgrade is
+// carried out.
 const (
 	tagControl       = "pusher_control"
 	tagApp           = "pusher_app"
