@@ -112,6 +112,7 @@ func (r *Relay) runLogical(ctx context.Context) error {
 	defer func() {
 		close(stop)
 		wg.Wait()
+		r.flushWAL()
 	}()
 
 	failing := false
@@ -140,6 +141,7 @@ func (r *Relay) runLogical(ctx context.Context) error {
 		// the next backlog read, which would otherwise deliver it again.
 		r.drain()
 		r.flushDeletes()
+		r.flushWAL()
 		if !sleep(ctx, time.Second) {
 			break
 		}
@@ -479,6 +481,21 @@ func (r *Relay) flushDeletes() {
 		r.mu.Lock()
 		r.toDelete = append(keys, r.toDelete...)
 		r.mu.Unlock()
+	}
+}
+
+// flushWAL makes the deletions committed without waiting for the WAL flush
+// (deleteRows) durable before a new slot is created, here or by the next
+// process: the slot's exported snapshot is built from flushed WAL, so an
+// unflushed deletion would still show its row to the next backlog, and an
+// event confirmed delivered would go out again. One ordinary (synchronous)
+// commit flushes the WAL up to it, earlier commits included; the marker
+// it writes is the one backlog writes anyway.
+func (r *Relay) flushWAL() {
+	ctx, cancel := context.WithTimeout(context.Background(), max(r.db.Timeout(), 5*time.Second))
+	defer cancel()
+	if err := savePosition(ctx, r.db, r.db.Dialect, logicalGroup, position{}); err != nil {
+		r.cfg.Logger.Warn("relay: deletions not flushed; a restart may deliver some events again", "err", err)
 	}
 }
 
