@@ -76,21 +76,7 @@ func TestServeMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.Close()
-	var hs struct {
-		SocketID string `json:"socket_id"`
-	}
-	_ = json.Unmarshal([]byte(readFrame(t, ws).Data.(string)), &hs)
-	const ch = "private-dashboard.project.demo.attendees"
-	st, b := post(t, base+"/broadcasting/auth", jane, "socket_id="+hs.SocketID+"&channel_name="+ch)
-	if st != 200 {
-		t.Fatalf("auth: %d %s", st, b)
-	}
-	var auth struct{ Auth string }
-	_ = json.Unmarshal(b, &auth)
-	_ = ws.WriteJSON(map[string]any{"event": "pusher:subscribe", "data": map[string]any{"channel": ch, "auth": auth.Auth}})
-	if f := readFrame(t, ws); f.Event != "pusher_internal:subscription_succeeded" {
-		t.Fatalf("subscribe: %+v", f)
-	}
+	socketID := subscribePrivate(t, ws, base, jane, "private-dashboard.project.demo.attendees")
 	if st, b := post(t, base+"/api/v1/projects/demo/attendees", jane,
 		`{"first_name":"Jane","last_name":"Smith","email":"jane@example.com","attendee_type_id":1}`); st != 201 {
 		t.Fatalf("create attendee: %d %s", st, b)
@@ -166,9 +152,9 @@ func TestServeMetrics(t *testing.T) {
 		case rec["msg"] == "request" && rec["operation_id"] == "v1.project.attendees.store":
 			access = rec["level"] == "INFO" && rec["status"] == 201.0 && rec["method"] == "POST" &&
 				rec["path"] == "/api/v1/projects/demo/attendees" && rec["request_id"] != ""
-		case rec["msg"] == "connect" && rec["conn"] == hs.SocketID:
+		case rec["msg"] == "connect" && rec["conn"] == socketID:
 			connect = rec["level"] == "DEBUG" && rec["proto"] == "pusher"
-		case rec["msg"] == "disconnect" && rec["conn"] == hs.SocketID:
+		case rec["msg"] == "disconnect" && rec["conn"] == socketID:
 			disconnect = rec["level"] == "DEBUG" && rec["user"] == "42"
 		}
 	}

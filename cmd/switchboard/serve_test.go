@@ -152,22 +152,8 @@ func TestServeEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ws.Close()
-			hello := readFrame(t, ws)
-			var hs struct {
-				SocketID string `json:"socket_id"`
-			}
-			_ = json.Unmarshal([]byte(hello.Data.(string)), &hs)
 			const ch = "private-dashboard.project.demo.attendees"
-			st, b := post(t, base+"/broadcasting/auth", jane, "socket_id="+hs.SocketID+"&channel_name="+ch)
-			if st != 200 {
-				t.Fatalf("auth: %d %s", st, b)
-			}
-			var auth struct{ Auth string }
-			_ = json.Unmarshal(b, &auth)
-			_ = ws.WriteJSON(map[string]any{"event": "pusher:subscribe", "data": map[string]any{"channel": ch, "auth": auth.Auth}})
-			if f := readFrame(t, ws); f.Event != "pusher_internal:subscription_succeeded" {
-				t.Fatalf("subscribe: %+v", f)
-			}
+			subscribePrivate(t, ws, base, jane, ch)
 
 			req, _ := http.NewRequest("POST", base+"/api/v1/projects/demo/attendees",
 				bytes.NewBufferString(`{"first_name":"Jane","last_name":"Smith","email":"jane@example.com","attendee_type_id":1}`))
@@ -256,3 +242,25 @@ const (
 	testAppKey    = "e2e-app-key"
 	testAppSecret = "e2e-app-secret-0123456789"
 )
+
+// subscribePrivate reads a Pusher socket's handshake, authorizes channel at
+// /broadcasting/auth with token and subscribes, failing t on any refusal.
+// It returns the socket id.
+func subscribePrivate(t *testing.T, ws *websocket.Conn, base, token, channel string) string {
+	t.Helper()
+	var hs struct {
+		SocketID string `json:"socket_id"`
+	}
+	_ = json.Unmarshal([]byte(readFrame(t, ws).Data.(string)), &hs)
+	st, b := post(t, base+"/broadcasting/auth", token, "socket_id="+hs.SocketID+"&channel_name="+channel)
+	if st != 200 {
+		t.Fatalf("auth: %d %s", st, b)
+	}
+	var auth struct{ Auth string }
+	_ = json.Unmarshal(b, &auth)
+	_ = ws.WriteJSON(map[string]any{"event": "pusher:subscribe", "data": map[string]any{"channel": channel, "auth": auth.Auth}})
+	if f := readFrame(t, ws); f.Event != "pusher_internal:subscription_succeeded" {
+		t.Fatalf("subscribe: %+v", f)
+	}
+	return hs.SocketID
+}
