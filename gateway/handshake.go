@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"net"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -34,12 +35,12 @@ func EchoClose(w *Writer) func(code int, text string) error {
 // wait, for w's last frames (a close frame of the server's, or EchoClose's
 // answer) to be written, then drops the socket. Closing at once would
 // discard the answer still queued, and the client would see 1006.
-func Hangup(ws *websocket.Conn, w *Writer, wait time.Duration) {
+func Hangup(nc net.Conn, w *Writer, wait time.Duration) {
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-w.CloseWith(nil):
 	case <-t.C:
 	}
-	_ = ws.NetConn().Close()
+	_ = nc.Close()
 }

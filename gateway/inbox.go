@@ -73,3 +73,22 @@ func (b *Inbox) Wait() {
 		<-idle
 	}
 }
+
+// TryPush queues a command like Push, but returns false instead of
+// waiting when inboxMax commands are pending (the poller, which serves many
+// connections from one goroutine, must not wait for one of them).
+func (b *Inbox) TryPush(msg []byte) bool {
+	b.mu.Lock()
+	if len(b.queue) >= inboxMax && b.running {
+		b.mu.Unlock()
+		return false
+	}
+	b.queue = append(b.queue, msg)
+	if !b.running {
+		b.running = true
+		b.idle = make(chan struct{})
+		go b.run(b.idle)
+	}
+	b.mu.Unlock()
+	return true
+}

@@ -101,15 +101,15 @@ func disconnected(id string, d ConnDesc) {
 		slog.Int("code", end.Code), slog.String("reason", end.Reason), slog.String("by", by))
 }
 
-// Run runs the connection on a goroutine of its own and forgets it when
-// run returns. The upgrade handler returns at once: while it runs, net/http
-// keeps its per-request bufio reader and writer alive (about 8–10 KB per
-// idle connection, see BENCHMARKS.md).
-func (r *Registry[C]) Run(id string, run func()) {
-	go func() {
-		defer r.Remove(id)
-		run()
-	}()
+// Run starts the connection: run sets it going and calls ended, once,
+// when the connection has ended, which is when the registry forgets it.
+// run must not block for the connection's lifetime: the upgrade handler
+// calls it and returns, because while the handler runs net/http keeps its
+// per-request bufio reader and writer alive (about 8–10 KB per idle
+// connection, see BENCHMARKS.md); Serve reads on a poller or a goroutine
+// of its own.
+func (r *Registry[C]) Run(id string, run func(ended func())) {
+	run(func() { r.Remove(id) })
 }
 
 // Remove forgets id; a Described connection is counted and logged as

@@ -52,7 +52,9 @@ func TestRegistry(t *testing.T) {
 		t.Fatal("removed connection still found")
 	}
 	done := make(chan struct{})
-	r.Run("a", func() { <-a.closed; close(done) })
+	r.Run("a", func(ended func()) {
+		go func() { <-a.closed; ended(); close(done) }()
+	})
 	first := r.Shutdown(context.Background(), func(x *regConn) <-chan struct{} {
 		close(x.closed)
 		return x.closed

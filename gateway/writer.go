@@ -133,7 +133,7 @@ func (w *Writer) noteReadEnd(err error) {
 	case err != nil:
 		// A read deadline is the server giving up on a silent client;
 		// anything else is the client's socket going away.
-		e = End{Code: CloseAbnormal, Reason: "read: " + err.Error(), ByClient: !IsWriteTimeout(err)}
+		e = End{Code: CloseAbnormal, Reason: "read: " + err.Error(), ByClient: !IsTimeout(err)}
 	}
 	w.mu.Lock()
 	w.noteEnd(e)

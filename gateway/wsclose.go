@@ -130,3 +130,13 @@ func ReadLoop(ws *websocket.Conn, w *Writer, limit int, tooBig string, handle fu
 		}
 	}
 }
+
+// ReadUntilClosed completes the close handshake of a connection the
+// server closed before reading it (a refused connect: the adapter queued
+// its close frame on w), then drops the socket. It blocks, at most about
+// lingerTimeout.
+func ReadUntilClosed(ws *websocket.Conn, w *Writer) {
+	ws.SetCloseHandler(EchoClose(w))
+	Linger(ws, nil, w.CloseWith(nil)) // the channel the adapter's close got
+	_ = ws.NetConn().Close()
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"switchboard/gateway"
 	"time"
 
 	"switchboard/domain"
@@ -117,6 +118,7 @@ type config struct {
 	TLSCert        string   // SWITCHBOARD_TLS_CERT
 	TLSKey         string   // SWITCHBOARD_TLS_KEY
 	LogFormat      string   // SWITCHBOARD_LOG_FORMAT: text|json
+	WSReads        string   // SWITCHBOARD_WS_READS: poll|goroutine (gateway.SetReadMode)
 }
 
 // pusherApps returns the Pusher apps: the apps file when set, else the
@@ -281,6 +283,14 @@ var settings = []setting{
 		set: duration(func(c *config) *time.Duration { return &c.RestartGrace }, false)},
 	{env: "SWITCHBOARD_FANOUT_COALESCE", def: "100ms", help: "under sustained fan-out load, how long an event may wait to share a write with the next (0: never)",
 		set: duration(func(c *config) *time.Duration { return &c.Coalesce }, false)},
+	{env: "SWITCHBOARD_WS_READS", def: "poll", help: "poll or goroutine: how WebSocket connections are read (poll: epoll on Linux, no goroutine per idle connection; TLS connections always use a goroutine)",
+		set: func(c *config, v string) error {
+			if v != gateway.ReadPoll && v != gateway.ReadGoroutine {
+				return fmt.Errorf("want poll or goroutine, got %q", v)
+			}
+			c.WSReads = v
+			return nil
+		}},
 	{env: "SWITCHBOARD_NATS_URL", help: "nats://host:4222 (comma-separated for a NATS cluster): cluster mode, several nodes on one PostgreSQL database",
 		set: text(func(c *config) *string { return &c.NATSURL })},
 	// Pusher apps.

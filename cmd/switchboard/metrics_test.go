@@ -138,7 +138,14 @@ func TestServeMetrics(t *testing.T) {
 		t.Fatalf("/readyz %d %v, want 200 with relay running", res.StatusCode, ready)
 	}
 
+	// The client goes away; its disconnect is logged once the server has
+	// read the end of the socket (shutdown does not wait for that).
 	ws.Close()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if bytes.Contains(logs.Bytes(), []byte(`"msg":"disconnect"`)) {
+			break
+		}
+	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

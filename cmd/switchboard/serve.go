@@ -64,6 +64,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	gateway.SetReadMode(cfg.WSReads)
 	apps, err := cfg.pusherApps()
 	if err != nil {
 		return err

@@ -240,9 +240,11 @@ func (a *Adapter) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	// 8 KB per idle connection). The request's context ends when the
 	// handler returns, so the connection keeps only its values.
 	ctx := context.WithoutCancel(r.Context())
-	a.conns.Run(cn.id, func() {
-		defer a.node.Users.Release(claims.Subject, cn.id)
-		cn.run(ctx)
+	a.conns.Run(cn.id, func(ended func()) {
+		cn.run(ctx, func() {
+			a.node.Users.Release(claims.Subject, cn.id)
+			ended()
+		})
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -33,7 +34,8 @@ import (
 type conn struct {
 	a      *Adapter
 	id     string
-	ws     *websocket.Conn
+	ws     *websocket.Conn // until run hands it to gateway.Serve
+	nc     net.Conn
 	w      *gateway.Writer
 	claims *domain.Claims // set once before run; read-only afterwards
 
@@ -90,8 +92,8 @@ var _ gateway.Subscriber = (*subscription)(nil)
 const maxMessageSize = 64 << 10
 
 func newConn(a *Adapter, ws *websocket.Conn) *conn {
-	c := &conn{a: a, id: newConnID(), ws: ws, subs: map[string]*subscription{}}
-	write, try := gateway.NetIO(ws.NetConn(), a.cfg.WriteTimeout)
+	c := &conn{a: a, id: newConnID(), ws: ws, nc: ws.NetConn(), subs: map[string]*subscription{}}
+	write, try := gateway.NetIO(c.nc, a.cfg.WriteTimeout)
 	c.w = gateway.NewWriter(gateway.WriterConfig{
 		Write:    write,
 		TryWrite: try,
@@ -101,19 +103,8 @@ func newConn(a *Adapter, ws *websocket.Conn) *conn {
 				Conn: c.id, User: c.user(), Queued: queued})
 		},
 		OnOverflow: func() { c.closeWith(ReasonTooSlow, true) },
-		OnError:    func(error) { _ = ws.NetConn().Close() },
+		OnError:    func(error) { gateway.Shutdown(c.nc) },
 	})
-	// Control frames are answered through the writer: gorilla's default
-	// handlers would write to the socket concurrently with it.
-	ws.SetPingHandler(func(data string) error {
-		c.touch()
-		c.w.Enqueue(gateway.PongFrame([]byte(data)))
-		return nil
-	})
-	ws.SetPongHandler(func(string) error { c.touch(); return nil })
-	ws.SetCloseHandler(gateway.EchoClose(c.w))
-	// No ws.SetReadLimit: run enforces maxMessageSize (see
-	// gateway.ReadMessage for why gorilla's limit ends in 1006).
 	return c
 }
 
@@ -130,7 +121,7 @@ func (c *conn) user() string {
 // Describe tells the node's registry what to count and log of the
 // connection (gateway.Described).
 func (c *conn) Describe() gateway.ConnDesc {
-	return gateway.ConnDesc{Proto: gateway.ProtoActionCable, Writer: c.w, User: c.user(), Remote: c.ws.RemoteAddr().String(), Log: c.a.log}
+	return gateway.ConnDesc{Proto: gateway.ProtoActionCable, Writer: c.w, User: c.user(), Remote: c.nc.RemoteAddr().String(), Log: c.a.log}
 }
 
 var _ gateway.Described = (*conn)(nil)
@@ -139,40 +130,47 @@ var _ gateway.Described = (*conn)(nil)
 // presented and the adapter refused.
 func (c *conn) authFailed(door gateway.Door, reason string) {
 	c.a.node.ReportAuthFailure(gateway.AuthFailure{Proto: gateway.ProtoActionCable, Door: door,
-		Conn: c.id, User: c.user(), Remote: c.ws.RemoteAddr().String(), Reason: reason})
+		Conn: c.id, User: c.user(), Remote: c.nc.RemoteAddr().String(), Reason: reason})
 }
 
-// touch extends the read deadline: anything from the client proves it alive.
-func (c *conn) touch() { _ = c.ws.SetReadDeadline(time.Now().Add(c.a.cfg.IdleTimeout)) }
-
-// run welcomes the client and handles its commands until the connection
-// ends.
-func (c *conn) run(ctx context.Context) {
-	defer c.cleanup()
-	c.touch()
+// run welcomes the client and starts handling its commands; ended is
+// called once the connection has ended and been cleaned up.
+func (c *conn) run(ctx context.Context, ended func()) {
 	c.w.Enqueue(welcomeFrame)
 	// A token expires while its connection lives: end the connection then,
 	// with reconnect true, so a consumer whose URL is a function
 	// (createConsumer(() => `/cable?token=${fresh()}`)) comes back with a
 	// fresh token; a stale URL token is refused as unauthorized on reconnect.
+	var expiry *time.Timer
 	if exp := c.claims.ExpiresAt; exp != nil {
-		t := time.AfterFunc(time.Until(exp.Time), func() { c.closeWith(ReasonTokenExpired, true) })
-		defer t.Stop()
+		expiry = time.AfterFunc(time.Until(exp.Time), func() { c.closeWith(ReasonTokenExpired, true) })
 	}
 	// Rails (websocket-driver) closes a message too big with 1009 and sends
 	// no disconnect message; the client reconnects as after any drop.
-	err := gateway.ReadLoop(c.ws, c.w, maxMessageSize, "Message too big", func(data []byte) bool {
-		c.touch()
-		c.handle(ctx, data)
-		return true
+	// Anything from the client proves it alive (IdleTimeout).
+	// The read side keeps gorilla's Conn only if a goroutine reads it: the
+	// poller needs the socket alone, and the Conn's read buffer is about
+	// 1 KB of every idle connection.
+	ws := c.ws
+	c.ws = nil
+	gateway.Serve(ws, c.w, gateway.ReadConfig{
+		Limit: maxMessageSize, TooBig: "Message too big",
+		Handle:      func(data []byte) { c.handle(ctx, data) },
+		IdleTimeout: c.a.cfg.IdleTimeout,
+		OnEnd: func(err error) {
+			if expiry != nil {
+				expiry.Stop()
+			}
+			switch {
+			case errors.Is(err, gateway.ErrMessageTooBig):
+				c.a.log.Debug("message too big", "conn", c.id)
+			case gateway.IsTimeout(err):
+				c.a.log.Debug("idle connection dropped", "conn", c.id)
+			}
+			c.cleanup()
+			ended()
+		},
 	})
-	var ne interface{ Timeout() bool }
-	switch {
-	case errors.Is(err, gateway.ErrMessageTooBig):
-		c.a.log.Debug("message too big", "conn", c.id)
-	case errors.As(err, &ne) && ne.Timeout():
-		c.a.log.Debug("idle connection dropped", "conn", c.id)
-	}
 }
 
 // handle runs one command. Malformed commands are logged and ignored, as
@@ -388,7 +386,7 @@ func (c *conn) closeWith(reason string, reconnect bool) <-chan struct{} {
 		// client answers; drop the socket only for one that does not (a
 		// failed write already closed it, through OnError).
 		time.Sleep(gateway.CloseGrace)
-		_ = c.ws.NetConn().Close()
+		gateway.Shutdown(c.nc)
 	}()
 	return done
 }
@@ -396,8 +394,8 @@ func (c *conn) closeWith(reason string, reconnect bool) <-chan struct{} {
 // reject ends a connection that never got welcomed, completing the close
 // handshake before dropping the socket.
 func (c *conn) reject(reason string, reconnect bool) {
-	gateway.Linger(c.ws, nil, c.closeWith(reason, reconnect))
-	_ = c.ws.NetConn().Close()
+	c.closeWith(reason, reconnect)
+	gateway.ReadUntilClosed(c.ws, c.w)
 }
 
 func (c *conn) cleanup() {
@@ -411,5 +409,5 @@ func (c *conn) cleanup() {
 	}
 	// Let the last frames (our disconnect and close frame, or the answer
 	// to the client's close) reach the client before the socket goes.
-	gateway.Hangup(c.ws, c.w, c.a.cfg.WriteTimeout)
+	gateway.Hangup(c.nc, c.w, c.a.cfg.WriteTimeout)
 }

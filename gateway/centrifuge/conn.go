@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,8 +24,9 @@ import (
 // straight to the socket).
 type conn struct {
 	a  *Adapter
-	id string // client id, reported in connect and presence
-	ws *websocket.Conn
+	id string          // client id, reported in connect and presence
+	ws *websocket.Conn // until run hands it to gateway.Serve
+	nc net.Conn
 	w  *gateway.Writer
 
 	mu        sync.Mutex
@@ -49,8 +51,8 @@ const (
 )
 
 func newConn(a *Adapter, ws *websocket.Conn) *conn {
-	c := &conn{a: a, id: uuid.NewString(), ws: ws, subs: map[string]*subscription{}}
-	write, try := gateway.NetIO(ws.NetConn(), a.cfg.WriteTimeout)
+	c := &conn{a: a, id: uuid.NewString(), ws: ws, nc: ws.NetConn(), subs: map[string]*subscription{}}
+	write, try := gateway.NetIO(c.nc, a.cfg.WriteTimeout)
 	c.w = gateway.NewWriter(gateway.WriterConfig{
 		Write:    write,
 		TryWrite: try,
@@ -60,16 +62,8 @@ func newConn(a *Adapter, ws *websocket.Conn) *conn {
 				Conn: c.id, User: c.userID(), Queued: queued})
 		},
 		OnOverflow: func() { c.closeWith(DisconnectSlow) },
-		OnError:    func(error) { _ = ws.NetConn().Close() },
+		OnError:    func(error) { gateway.Shutdown(c.nc) },
 	})
-	// Control frames from the client are answered through the writer: the
-	// default handlers would write to the socket concurrently with it.
-	ws.SetPingHandler(func(data string) error {
-		c.w.Enqueue(gateway.PongFrame([]byte(data)))
-		return nil
-	})
-	ws.SetPongHandler(func(string) error { return nil })
-	ws.SetCloseHandler(gateway.EchoClose(c.w))
 	return c
 }
 
@@ -85,7 +79,7 @@ func (c *conn) userID() string {
 // Describe tells the node's registry what to count and log of the
 // connection (gateway.Described).
 func (c *conn) Describe() gateway.ConnDesc {
-	return gateway.ConnDesc{Proto: gateway.ProtoCentrifuge, Writer: c.w, User: c.userID(), Remote: c.ws.RemoteAddr().String(), Log: c.a.log}
+	return gateway.ConnDesc{Proto: gateway.ProtoCentrifuge, Writer: c.w, User: c.userID(), Remote: c.nc.RemoteAddr().String(), Log: c.a.log}
 }
 
 var _ gateway.Described = (*conn)(nil)
@@ -95,32 +89,37 @@ var _ gateway.Described = (*conn)(nil)
 // known.
 func (c *conn) authFailed(door gateway.Door, user, reason string) {
 	c.a.node.ReportAuthFailure(gateway.AuthFailure{Proto: gateway.ProtoCentrifuge, Door: door,
-		Conn: c.id, User: user, Remote: c.ws.RemoteAddr().String(), Reason: reason})
+		Conn: c.id, User: user, Remote: c.nc.RemoteAddr().String(), Reason: reason})
 }
 
-// run reads frames until the connection ends.
-func (c *conn) run() {
+// run starts reading frames; ended is called once the connection has
+// ended and been cleaned up.
+func (c *conn) run(ended func()) {
 	c.mu.Lock()
 	c.phase = phaseStale
 	c.timer = time.AfterFunc(c.a.cfg.StaleDelay, c.onTimer)
 	c.mu.Unlock()
-	// Commands run off the read loop (see gateway.Inbox): this goroutine
-	// lives as long as the connection, and a small stack is most of an
-	// idle connection's cost.
-	in := gateway.NewInbox(c.handleFrame)
-	defer c.cleanup()
-	defer in.Wait() // no command may subscribe after cleanup
 	// centrifuge-js maps 1009 to "message size limit exceeded" and does not
-	// reconnect, as with Centrifugo. The close frame is queued directly,
-	// not through closeWith, whose timer could drop the socket while the
-	// rest of the message is still being drained.
-	err := gateway.ReadLoop(c.ws, c.w, c.a.cfg.MaxFrameSize, "message size limit exceeded", func(data []byte) bool {
-		in.Push(data)
-		return !c.stopped.Load()
+	// reconnect, as with Centrifugo. The close frame is queued by the read
+	// side, not through closeWith, whose timer could drop the socket while
+	// the rest of the message is still being drained.
+	// The read side keeps gorilla's Conn only if a goroutine reads it: the
+	// poller needs the socket alone, and the Conn's read buffer is about
+	// 1 KB of every idle connection.
+	ws := c.ws
+	c.ws = nil
+	gateway.Serve(ws, c.w, gateway.ReadConfig{
+		Limit: c.a.cfg.MaxFrameSize, TooBig: "message size limit exceeded",
+		Handle:  c.handleFrame,
+		Stopped: c.stopped.Load,
+		OnEnd: func(err error) {
+			if errors.Is(err, gateway.ErrMessageTooBig) {
+				c.a.log.Debug("message too big", "client", c.id)
+			}
+			c.cleanup()
+			ended()
+		},
 	})
-	if errors.Is(err, gateway.ErrMessageTooBig) {
-		c.a.log.Debug("message too big", "client", c.id)
-	}
 }
 
 // handleFrame decodes and runs one frame's commands (on the Inbox's
@@ -794,17 +793,14 @@ func (c *conn) closeWith(d Disconnect) <-chan struct{} {
 		// client answers; drop the socket only for one that does not (a
 		// failed write already closed it, through OnError).
 		time.Sleep(gateway.CloseGrace)
-		_ = c.ws.NetConn().Close()
+		gateway.Shutdown(c.nc)
 	}()
 	return done
 }
 
 // readUntilClosed completes the close handshake of a connection closed
 // before its read loop started (closeWith), then drops the socket.
-func (c *conn) readUntilClosed() {
-	gateway.Linger(c.ws, nil, c.w.CloseWith(nil)) // the channel closeWith got
-	_ = c.ws.NetConn().Close()
-}
+func (c *conn) readUntilClosed() { gateway.ReadUntilClosed(c.ws, c.w) }
 
 func (c *conn) cleanup() {
 	c.mu.Lock()
@@ -833,5 +829,5 @@ func (c *conn) cleanup() {
 	// Let a queued close frame (closeWith, or the answer to the client's
 	// close) reach the client before the socket goes: without it the
 	// client sees 1006 instead of the code.
-	gateway.Hangup(c.ws, c.w, c.a.cfg.WriteTimeout)
+	gateway.Hangup(c.nc, c.w, c.a.cfg.WriteTimeout)
 }

@@ -3,6 +3,7 @@ package pusher
 import (
 	"encoding/json"
 	"errors"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,7 +23,8 @@ type conn struct {
 	a   *Adapter
 	app *App
 	id  string
-	ws  *websocket.Conn
+	ws  *websocket.Conn // until run hands it to gateway.Serve
+	nc  net.Conn
 	w   *gateway.Writer
 
 	lastSeen atomic.Int64 // unix nanos of the last frame received
@@ -117,8 +119,8 @@ var _ gateway.MultiSubscriber = (*subscription)(nil)
 const maxMessageSize = 128 << 10
 
 func newConn(a *Adapter, app *App, ws *websocket.Conn) *conn {
-	c := &conn{a: a, app: app, id: newSocketID(), ws: ws, subs: map[string]*subscription{}}
-	write, try := gateway.NetIO(ws.NetConn(), a.cfg.WriteTimeout)
+	c := &conn{a: a, app: app, id: newSocketID(), ws: ws, nc: ws.NetConn(), subs: map[string]*subscription{}}
+	write, try := gateway.NetIO(c.nc, a.cfg.WriteTimeout)
 	c.w = gateway.NewWriter(gateway.WriterConfig{
 		Write:    write,
 		TryWrite: try,
@@ -128,19 +130,8 @@ func newConn(a *Adapter, app *App, ws *websocket.Conn) *conn {
 				Conn: c.id, User: c.user(), Queued: queued})
 		},
 		OnOverflow: func() { c.closeWith(CodeOverCapacity, "Connection too slow: send queue full") },
-		OnError:    func(error) { _ = ws.NetConn().Close() },
+		OnError:    func(error) { gateway.Shutdown(c.nc) },
 	})
-	// Control frames from the client are answered through the writer: the
-	// default handlers would write to the socket concurrently with it.
-	ws.SetPingHandler(func(data string) error {
-		c.touch()
-		c.w.Enqueue(gateway.PongFrame([]byte(data)))
-		return nil
-	})
-	ws.SetPongHandler(func(string) error { c.touch(); return nil })
-	ws.SetCloseHandler(gateway.EchoClose(c.w))
-	// No ws.SetReadLimit: run enforces maxMessageSize (see
-	// gateway.ReadMessage for why gorilla's limit ends in 1006).
 	return c
 }
 
@@ -149,8 +140,9 @@ func (c *conn) touch() {
 	c.pinged.Store(false)
 }
 
-// run sends the handshake and reads until the connection ends.
-func (c *conn) run() {
+// run sends the handshake and starts reading; ended is called once the
+// connection has ended and been cleaned up.
+func (c *conn) run(ended func()) {
 	c.touch()
 	activity := int(c.app.ActivityTimeout / time.Second)
 	if activity < 1 {
@@ -164,23 +156,26 @@ func (c *conn) run() {
 		c.authTimer = time.AfterFunc(c.app.UserAuthenticationTimeout, c.authTimeout)
 		c.mu.Unlock()
 	}
-	// Commands run off the read loop (see gateway.Inbox): this goroutine
-	// lives as long as the connection, and a small stack is most of an
-	// idle connection's cost.
-	in := gateway.NewInbox(c.handle)
-	defer c.cleanup()
-	defer in.Wait() // no command may subscribe after cleanup
 	// Pusher has no error code for a message too big, so no pusher:error;
 	// on the WebSocket's 1009 pusher-js reconnects after a second, as after
 	// any close below 4000 but 1002-1004.
-	err := gateway.ReadLoop(c.ws, c.w, maxMessageSize, "Message too big", func(data []byte) bool {
-		c.touch()
-		in.Push(data)
-		return true
+	// The read side keeps gorilla's Conn only if a goroutine reads it: the
+	// poller needs the socket alone, and the Conn's read buffer is about
+	// 1 KB of every idle connection.
+	ws := c.ws
+	c.ws = nil
+	gateway.Serve(ws, c.w, gateway.ReadConfig{
+		Limit: maxMessageSize, TooBig: "Message too big",
+		Handle:     c.handle,
+		OnActivity: c.touch,
+		OnEnd: func(err error) {
+			if errors.Is(err, gateway.ErrMessageTooBig) {
+				c.a.log.Debug("message too big", "socket_id", c.id)
+			}
+			c.cleanup()
+			ended()
+		},
 	})
-	if errors.Is(err, gateway.ErrMessageTooBig) {
-		c.a.log.Debug("message too big", "socket_id", c.id)
-	}
 }
 
 // checkIdle pings a connection that has been silent for the activity
@@ -391,22 +386,19 @@ func (c *conn) closeWith(code int, msg string) <-chan struct{} {
 	go func() {
 		<-done
 		time.Sleep(gateway.CloseGrace)
-		_ = c.ws.NetConn().Close()
+		gateway.Shutdown(c.nc)
 	}()
 	return done
 }
 
 // readUntilClosed completes the close handshake of a connection closed
 // before its read loop started (closeWith), then drops the socket.
-func (c *conn) readUntilClosed() {
-	gateway.Linger(c.ws, nil, c.w.CloseWith(nil)) // the channel closeWith got
-	_ = c.ws.NetConn().Close()
-}
+func (c *conn) readUntilClosed() { gateway.ReadUntilClosed(c.ws, c.w) }
 
 // Describe tells the node's registry what to count and log of the
 // connection (gateway.Described).
 func (c *conn) Describe() gateway.ConnDesc {
-	return gateway.ConnDesc{Proto: gateway.ProtoPusher, Writer: c.w, User: c.user(), Remote: c.ws.RemoteAddr().String(), Log: c.a.log}
+	return gateway.ConnDesc{Proto: gateway.ProtoPusher, Writer: c.w, User: c.user(), Remote: c.nc.RemoteAddr().String(), Log: c.a.log}
 }
 
 var _ gateway.Described = (*conn)(nil)
@@ -415,7 +407,7 @@ var _ gateway.Described = (*conn)(nil)
 // presented and the adapter refused.
 func (c *conn) authFailed(door gateway.Door, reason string) {
 	c.a.node.ReportAuthFailure(gateway.AuthFailure{Proto: gateway.ProtoPusher, Door: door,
-		Conn: c.id, User: c.user(), Remote: c.ws.RemoteAddr().String(), Reason: reason})
+		Conn: c.id, User: c.user(), Remote: c.nc.RemoteAddr().String(), Reason: reason})
 }
 
 // user is who the connection belongs to, for log lines: the signed-in user,
@@ -463,7 +455,7 @@ func (c *conn) cleanup() {
 	c.releaseAppSlot()
 	// Let the last frames (our close frame, or the answer to the client's
 	// close) reach the client before the socket goes.
-	gateway.Hangup(c.ws, c.w, c.a.cfg.WriteTimeout)
+	gateway.Hangup(c.nc, c.w, c.a.cfg.WriteTimeout)
 }
 
 func truncate(s string, n int) string {
