@@ -242,34 +242,68 @@ func (r *Relay) stream(ctx context.Context, first bool, streaming func()) error 
 	streaming()
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	txns := make(chan []row, 256)
+	txns := make(chan []row, streamBatch)
 	readErr := make(chan error, 1)
 	go func() { readErr <- r.readStream(sctx, conn, txns) }()
+	var carry []row // a transaction that did not fit the last batch
 	for {
-		select {
-		case <-ctx.Done():
-			cancel()
-			<-readErr
-			return nil
-		case err := <-readErr:
-			return err
-		case rows := <-txns:
-		more: // transactions already decoded go in the same batch
-			for len(rows) < batchSize {
-				select {
-				case next := <-txns:
-					rows = append(rows, next...)
-				default:
-					break more
-				}
-			}
-			if err := r.relayStreamed(ctx, rows); err != nil {
+		rows := carry
+		carry = nil
+		if rows == nil {
+			select {
+			case <-ctx.Done():
 				cancel()
 				<-readErr
+				return nil
+			case err := <-readErr:
 				return err
+			case rows = <-txns:
 			}
 		}
+		slots := channelSlots(rows)
+	more: // transactions already decoded go in the same batch
+		for len(rows) < streamBatch {
+			select {
+			case next := <-txns:
+				n := channelSlots(next)
+				if slots+n > streamChannels {
+					carry = next
+					break more
+				}
+				slots += n
+				rows = append(rows, next...)
+			default:
+				break more
+			}
+		}
+		if err := r.relayStreamed(ctx, rows); err != nil {
+			cancel()
+			<-readErr
+			return err
+		}
 	}
+}
+
+// streamBatch bounds the rows of one streamed batch. The relay keeps a
+// batch in one transaction of several round trips, and batches go one at a
+// time; with the poll's 100 rows, 32 writers on a busy 2-core machine
+// outran it (batches full, 25-40 ms each, lag growing to seconds), so
+// transactions already decoded go together up to this many rows.
+const streamBatch = 1000
+
+// streamChannels bounds the channels a streamed batch names, summed over its
+// events: the history keeps a batch in one INSERT of 7 parameters per
+// event and channel, and PostgreSQL takes at most 65,535 parameters.
+const streamChannels = 8000
+
+// channelSlots is an upper bound of the channels rows' events name.
+func channelSlots(rows []row) int {
+	n := 0
+	for i := range rows {
+		s := &rows[i].env.Scope
+		n += 2 + len(s.Members) + len(s.Channels)
+	}
+	return n
 }
 
 // backlog marks the outbox as relayed by logical decoding and returns the

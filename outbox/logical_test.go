@@ -4,9 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -308,5 +310,116 @@ func TestBacklogDeliversRecalledFirst(t *testing.T) {
 	}
 	if c.recalled != 2 || c.kept != 3 {
 		t.Fatalf("recalled %d kept %d, want 2 and 3", c.recalled, c.kept)
+	}
+}
+
+// gatedSink holds the first Keep until gate closes, so the stream falls
+// behind, and records how many events and channel names each batch has.
+type gatedSink struct {
+	*collector
+	gate    chan struct{}
+	once    sync.Once
+	mu      sync.Mutex
+	batches [][2]int // events, channel names
+}
+
+func (g *gatedSink) Keep(ctx context.Context, tx *sql.Tx, envs []domain.Envelope) error {
+	g.once.Do(func() { <-g.gate })
+	names := 0
+	for _, env := range envs {
+		names += len(env.Scope.ChannelNames())
+	}
+	g.mu.Lock()
+	g.batches = append(g.batches, [2]int{len(envs), names})
+	g.mu.Unlock()
+	return g.collector.Keep(ctx, tx, envs)
+}
+
+// A stream that fell behind catches up in batches bigger than the poll's
+// 100 rows, bounded by the channels they name (the history's one INSERT
+// per batch), and still delivers every event once, in commit order.
+func TestLogicalCatchesUpInBigBatches(t *testing.T) {
+	db := dbtest.Postgres(t)
+	requireLogical(t, db)
+	ctx := context.Background()
+	g := &gatedSink{collector: newCollector(), gate: make(chan struct{})}
+	runRelay(t, db, outbox.ModeLogical, g)
+	if err := emit(t, db, 0, false); err != nil { // held in the gated Keep
+		t.Fatal(err)
+	}
+	// Writers in parallel: each one's commits are in its own order.
+	const writers, each, wide = 6, 50, 20
+	many := make([]string, 500)
+	for i := range many {
+		many[i] = fmt.Sprintf("wide-%d", i)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, writers+1)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if err := emit(t, db, 1+w*1000+i, false); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() { // events naming 500 channels each: 16 fill a batch's channel bound
+		defer wg.Done()
+		for i := 0; i < wide; i++ {
+			if err := db.InTx(ctx, func(tx *domain.Tx) error {
+				return tx.Emit(domain.Scope{Channels: many}, pinged{N: 1 + writers*1000 + i})
+			}); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// Let the stream decode what was committed before the gate opens.
+	time.Sleep(300 * time.Millisecond)
+	close(g.gate)
+	total := 1 + writers*each + wide
+	envs := g.wait(t, total)
+	time.Sleep(100 * time.Millisecond)
+	if n := g.count(); n != total {
+		t.Fatalf("delivered %d events, want %d", n, total)
+	}
+	last := map[int]int{}
+	seen := map[int]bool{}
+	for _, env := range envs {
+		var p pinged
+		if err := json.Unmarshal(env.Data, &p); err != nil {
+			t.Fatal(err)
+		}
+		if seen[p.N] {
+			t.Fatalf("event %d delivered twice", p.N)
+		}
+		seen[p.N] = true
+		w := p.N / 1000
+		if prev, ok := last[w]; ok && p.N < prev {
+			t.Fatalf("writer %d: event %d delivered after %d", w, p.N, prev)
+		}
+		last[w] = p.N
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	biggest := 0
+	for _, b := range g.batches {
+		biggest = max(biggest, b[0])
+		if b[1] > 8000 && b[0] > 1 {
+			t.Fatalf("a batch of %d events names %d channels, over the bound of 8000", b[0], b[1])
+		}
+	}
+	if biggest <= 100 {
+		t.Fatalf("largest batch %d events; a stream behind by %d should catch up in bigger ones (batches %v)", biggest, total, g.batches)
 	}
 }
