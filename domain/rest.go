@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/labstack/echo/v4"
 )
@@ -40,6 +42,7 @@ type ErrorBody struct {
 }
 
 func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	var unavailable rateLog
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
@@ -48,6 +51,13 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		if e.Code == ErrDatabaseUnavailable.Code {
 			// Clients (and proxies) retry after the health check's period.
 			c.Response().Header().Set("Retry-After", "2")
+			// Not an error of ours, but an operator must see why writes
+			// fail (a deadline under load, the database down): at most one
+			// line per rateLogEvery, with how many it stands for.
+			if n, ok := unavailable.due(time.Now()); ok {
+				log.Warn("request answered 503 database_unavailable", "method", c.Request().Method, "path", c.Path(),
+					"request_id", c.Response().Header().Get(HeaderRequestID), "err", err, "since_last_line", n)
+			}
 		}
 		if e.Status >= 500 && e.Code != ErrDatabaseUnavailable.Code {
 			log.Error("request failed", "method", c.Request().Method, "path", c.Path(),
@@ -232,4 +242,28 @@ func Bind(c echo.Context, v any) error {
 		return BadRequest("malformed JSON body: %v", err)
 	}
 	return nil
+}
+
+// rateLogEvery is the least time between two lines of a rateLog.
+const rateLogEvery = 5 * time.Second
+
+// rateLog lets a repeated warning through at most once per rateLogEvery.
+type rateLog struct {
+	mu    sync.Mutex
+	last  time.Time
+	count int
+}
+
+// due counts one occurrence and reports whether to log it, with how many
+// occurred since the last line (itself included).
+func (r *rateLog) due(now time.Time) (int, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.count++
+	if !r.last.IsZero() && now.Sub(r.last) < rateLogEvery {
+		return 0, false
+	}
+	n := r.count
+	r.last, r.count = now, 0
+	return n, true
 }

@@ -67,6 +67,15 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 			tx.rollback()
 		}
 	}()
+	defer func() {
+		// When the request's deadline passes mid-transaction, database/sql
+		// rolls it back and every later call, Commit included, says only
+		// "transaction has already been committed or rolled back": that is
+		// the deadline (503, retry), not a bug (500). Nothing committed.
+		if errors.Is(err, sql.ErrTxDone) && ctx.Err() != nil {
+			err = fmt.Errorf("%w: %w", ctx.Err(), err)
+		}
+	}()
 	err = fn(tx)
 	if tx.err != nil {
 		// The root cause; fn's error, if any, followed from it.
