@@ -94,7 +94,7 @@ clean:
 	rm -rf bin data dist
 
 ## bench: the benchmark scenarios of docs/bench.md (Switchboard vs a
-## centrifugal/centrifuge peer), about 9 minutes on 2 cores; prints the table
+## centrifugal/centrifuge peer), about 13 minutes on 2 cores; prints the table
 ## and writes it to BENCHMARKS.md. BENCH_FLAGS adds flags, e.g.
 ## BENCH_FLAGS="-reps 3" for medians of three, "-only fanout" for one scenario.
 BENCH_FLAGS ?=

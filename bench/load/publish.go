@@ -3,9 +3,13 @@ package load
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +26,10 @@ type Publisher struct {
 	Errors  atomic.Int64 // non-2xx or transport errors
 	Skipped atomic.Int64 // ticks dropped because MaxInFlight requests were pending
 	first   atomic.Value
+
+	mu      sync.Mutex
+	kinds   map[string]int // error kind (status + code, or transport error) → count
+	firstAt time.Time      // when the first error happened
 }
 
 // NewHTTPClient is a client sized for many concurrent publishes.
@@ -38,9 +46,82 @@ func (p *Publisher) FirstErr() error {
 	return nil
 }
 
+// FirstErrAt is when the first publish error happened (zero when none).
+func (p *Publisher) FirstErrAt() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.firstAt
+}
+
+// ErrorKinds summarises the errors by kind, most frequent first, e.g.
+// "3× HTTP 503 database_unavailable, 1× context deadline exceeded".
+func (p *Publisher) ErrorKinds() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	type kc struct {
+		k string
+		n int
+	}
+	var ks []kc
+	for k, n := range p.kinds {
+		ks = append(ks, kc{k, n})
+	}
+	sort.Slice(ks, func(i, j int) bool { return ks[i].n > ks[j].n || ks[i].n == ks[j].n && ks[i].k < ks[j].k })
+	var parts []string
+	for _, x := range ks {
+		parts = append(parts, fmt.Sprintf("%d× %s", x.n, x.k))
+	}
+	return strings.Join(parts, ", ")
+}
+
 func (p *Publisher) fail(err error) {
 	p.Errors.Add(1)
 	p.first.CompareAndSwap(nil, err)
+	k := errorKind(err)
+	p.mu.Lock()
+	if p.kinds == nil {
+		p.kinds = map[string]int{}
+		p.firstAt = time.Now()
+	}
+	p.kinds[k]++
+	p.mu.Unlock()
+}
+
+// HTTPError is a publish answered with a non-2xx status.
+type HTTPError struct {
+	Status int
+	Body   []byte
+}
+
+func (e *HTTPError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Status, e.Body) }
+
+// errorKind groups errors for counting: the status and the JSON error code
+// of an HTTP error, or the innermost text of a transport error.
+func errorKind(err error) string {
+	var he *HTTPError
+	if errors.As(err, &he) {
+		var body struct {
+			Error struct {
+				Code string `json:"code"`
+			} `json:"error"`
+		}
+		if json.Unmarshal(he.Body, &body) == nil && body.Error.Code != "" {
+			return fmt.Sprintf("HTTP %d %s", he.Status, body.Error.Code)
+		}
+		return fmt.Sprintf("HTTP %d", he.Status)
+	}
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			break
+		}
+		err = u
+	}
+	s := err.Error()
+	if len(s) > 60 {
+		s = s[:60] + "…"
+	}
+	return s
 }
 
 // One publishes event seq and records it in rec when it succeeded.
@@ -63,7 +144,7 @@ func (p *Publisher) One(ctx context.Context, rec *Recorder, seq int) {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		p.fail(fmt.Errorf("HTTP %d: %s", resp.StatusCode, b))
+		p.fail(&HTTPError{Status: resp.StatusCode, Body: bytes.TrimSpace(b)})
 		return
 	}
 	rec.Sent(seq, t0.UnixNano(), time.Now().UnixNano())

@@ -156,6 +156,7 @@ type Result struct {
 	Delivery  Summary // per delivery
 	Last      Summary // per complete event: the slowest subscriber
 	AckLag    Summary // per complete event: last receipt − publish call returned (0 when earlier)
+	Publish   Summary // per successful publish: how long the publish call took
 	Stray     int64
 	FrameSize int64
 }
@@ -171,12 +172,13 @@ func (r Result) Loss() float64 {
 // Result computes the run for subs subscribers.
 func (r *Recorder) Result(subs int) Result {
 	res := Result{Delivery: r.Delivery.Summary(), Stray: r.Stray.Load(), FrameSize: r.Frame.Load()}
-	var last, lag []time.Duration
+	var last, lag, pub []time.Duration
 	for i := range r.sent {
 		if r.sent[i].Load() == 0 {
 			continue
 		}
 		res.Events++
+		pub = append(pub, time.Duration(r.acked[i].Load()-r.sent[i].Load()))
 		g := int64(r.got[i].Load())
 		res.Delivered += g
 		if g >= int64(subs) {
@@ -191,6 +193,7 @@ func (r *Recorder) Result(subs int) Result {
 	res.Expected = int64(res.Events) * int64(subs)
 	res.Last = summarize(last)
 	res.AckLag = summarize(lag)
+	res.Publish = summarize(pub)
 	return res
 }
 

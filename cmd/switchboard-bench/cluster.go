@@ -107,7 +107,9 @@ func (r *runner) measureSpread(ctx context.Context, nodes []*server, proto load.
 	}
 	pub := nodes[0].publisher()
 	m := load.StartMeter(nodes[0].pid())
+	mark := nodes[0].logMark()
 	r.log.Info("cluster", "server", name, "nodes", len(nodes), "subs", alive, "rate", rate)
+	t0 := time.Now()
 	attempted := pub.Open(ctx, rec, rate, d, 1024)
 	time.Sleep(r.o.drain)
 	u := m.Stop()
@@ -119,9 +121,7 @@ func (r *runner) measureSpread(ctx context.Context, nodes []*server, proto load.
 	res := rec.Result(alive)
 	x := row{scenario: scenario, server: name, subs: alive, rate: rate, attempted: attempted, res: res, use: u,
 		pubErrs: pub.Errors.Load(), skipped: pub.Skipped.Load(), alive: after, want: subs}
-	if err := pub.FirstErr(); err != nil {
-		x.note = append(x.note, "publish error: "+trim(err.Error(), 80))
-	}
+	r.publishErrors(&x, pub, nodes[0], mark, t0)
 	if after < alive {
 		x.note = append(x.note, fmt.Sprintf("%d clients dropped", alive-after))
 	}

@@ -3,6 +3,7 @@
 //
 //	switchboard-bench run  [flags]   run the scenarios, print the table, write BENCHMARKS.md
 //	switchboard-bench peer [flags]   run the reference peer (started by `run` itself)
+//	switchboard-bench busy [flags]   burn about -cores CPU (the neighbour scenario's busy process; hidden)
 //
 // See docs/bench.md.
 package main
@@ -45,7 +46,10 @@ type opts struct {
 	redis        string
 	writers      int
 	outboxFor    time.Duration
-	idleConns    int
+	idleConns    []int
+	nbCores      float64
+	nbSize       size
+	fdLimit      uint64 // RLIMIT_NOFILE after raising the soft limit to the hard one
 	idleSettle   time.Duration
 	churnRate    float64
 	churnFor     time.Duration
@@ -75,6 +79,8 @@ func main() {
 		err = runPeer(ctx, os.Args[2:], log)
 	case "run":
 		err = runBench(ctx, os.Args[2:], log)
+	case "busy":
+		err = runBusy(ctx, os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -109,6 +115,36 @@ func parseSizes(s string) ([]size, error) {
 	return out, nil
 }
 
+func parseCounts(s string) ([]int, error) {
+	var out []int
+	for _, p := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("count %q", p)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// raiseFDLimit raises the soft RLIMIT_NOFILE to the hard limit (children
+// inherit it) and returns the resulting soft limit.
+func raiseFDLimit() (uint64, error) {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return 0, err
+	}
+	if l.Cur < l.Max {
+		want := l
+		want.Cur = l.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+			return l.Cur, err
+		}
+		l = want
+	}
+	return l.Cur, nil
+}
+
 func parseRates(s string) ([]float64, error) {
 	var out []float64
 	for _, p := range strings.Split(s, ",") {
@@ -127,11 +163,11 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	fs.StringVar(&o.bin, "switchboard", "bin/switchboard", "switchboard binary to benchmark")
 	fs.StringVar(&o.pgURL, "pg", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL base URL (a fresh schema per server)")
 	fs.StringVar(&o.out, "out", "BENCHMARKS.md", "report file (the generated section is replaced; empty = don't write)")
-	only := fs.String("only", "fanout,c2s,blocked,cluster,idle,outbox,churn", "scenarios to run")
+	only := fs.String("only", "fanout,neighbour,c2s,blocked,cluster,idle,outbox,churn", "scenarios to run")
 	fs.DurationVar(&o.duration, "duration", 30*time.Second, "fanout: publishing time per size")
 	fs.DurationVar(&o.drain, "drain", 2*time.Second, "wait after the last publish before reading results")
 	fs.IntVar(&o.reps, "reps", 1, "fanout: repetitions per size (median reported), servers alternated")
-	sizes := fs.String("sizes", "1000x20,5000x20,10000x5", "fanout: SUBSxEVENTS_PER_S list, ascending subscribers")
+	sizes := fs.String("sizes", "1000x20,5000x20,10000x5,10000x20", "fanout: SUBSxEVENTS_PER_S list, ascending subscribers")
 	fs.IntVar(&o.satSubs, "sat-subs", 5000, "saturation: subscribers (must be one of -sizes)")
 	satRates := fs.String("sat-rates", "16,25,40,60,80,100", "saturation: event rates tried in order (stops at the first failing one)")
 	fs.DurationVar(&o.satStep, "sat-step", 6*time.Second, "saturation: time per step (0 = skip)")
@@ -145,7 +181,9 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	fs.StringVar(&o.redis, "redis", "127.0.0.1:6379", "cluster: Redis of the peer's cluster (empty = skip the peer)")
 	fs.IntVar(&o.writers, "writers", 32, "outbox: concurrent REST writers")
 	fs.DurationVar(&o.outboxFor, "outbox-for", 15*time.Second, "outbox: duration")
-	fs.IntVar(&o.idleConns, "idle", 10000, "idle: connections (2 channels each)")
+	idle := fs.String("idle", "10000,50000", "idle: connection counts, one run each (2 channels per connection); a count the fd limit cannot hold is reported as skipped")
+	fs.Float64Var(&o.nbCores, "neighbour-cores", 0.4, "neighbour: CPU the busy neighbour process burns, in cores")
+	nbSize := fs.String("neighbour-size", "5000x20", "neighbour: SUBSxEVENTS_PER_S measured next to the busy process")
 	fs.DurationVar(&o.idleSettle, "idle-settle", 5*time.Second, "idle: wait after connecting before reading RSS")
 	fs.StringVar(&o.contenders, "contenders", "", "fanout: only contenders whose name contains this (empty = all)")
 	fs.BoolVar(&o.idleGC, "idle-gc", true, "idle: have both servers run one GC before reading RSS (steady state)")
@@ -157,7 +195,7 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	fs.DurationVar(&o.churnSettle, "churn-settle", 5*time.Second, "churn: wait before checking goroutines and RSS")
 	fs.IntVar(&o.sourceIPs, "source-ips", 8, "dial from 127.0.0.2..(1+N) to avoid ephemeral port exhaustion (0 = one)")
 	fs.IntVar(&o.dialParallel, "dial-parallel", 32, "connections opened in parallel")
-	fs.StringVar(&o.profileDir, "profile", "", "directory for server CPU profiles taken during each fan-out measurement (empty = none)")
+	fs.StringVar(&o.profileDir, "profile", "", "directory for server CPU profiles taken during each fan-out measurement, and for the logs of servers whose measurement had publish errors (empty = no profiles; logs in a temporary directory)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -170,6 +208,17 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	if o.c2sRates, err = parseRates(*c2sRates); err != nil {
 		return err
+	}
+	if o.idleConns, err = parseCounts(*idle); err != nil {
+		return fmt.Errorf("-idle: %w", err)
+	}
+	nb, err := parseSizes(*nbSize)
+	if err != nil || len(nb) != 1 {
+		return fmt.Errorf("-neighbour-size %q: want one SUBSxRATE", *nbSize)
+	}
+	o.nbSize = nb[0]
+	if o.nbCores <= 0 {
+		return fmt.Errorf("-neighbour-cores must be > 0")
 	}
 	o.satWho = map[string]bool{}
 	for _, s := range strings.Split(*satWho, ",") {
@@ -190,12 +239,30 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 		return fmt.Errorf("switchboard binary: %w (run `make build` first)", err)
 	}
 
+	// Servers and this tool each hold one descriptor per connection: use
+	// all the hard limit allows (the idle scenario reports the counts it
+	// cannot hold).
+	if o.fdLimit, err = raiseFDLimit(); err != nil {
+		log.Warn("raise fd limit", "err", err, "limit", o.fdLimit)
+	}
+	// Servers' stderr is copied into a file; a measurement with publish
+	// errors keeps its server's (see measure).
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return err
+		}
+		logDir = o.profileDir
+	} else if d, err := os.MkdirTemp("", "switchboard-bench-logs-"); err == nil {
+		logDir = d
+		defer os.Remove(d) // only when no log was kept
+	}
+
 	r := &runner{o: o, log: log}
 	started := time.Now()
 	steps := []struct {
 		name string
 		fn   func(context.Context) error
-	}{{"fanout", r.fanout}, {"c2s", r.commitToScreen}, {"blocked", r.blocked}, {"cluster", r.cluster}, {"idle", r.idle}, {"outbox", r.outbox}, {"churn", r.churn}}
+	}{{"fanout", r.fanout}, {"neighbour", r.neighbour}, {"c2s", r.commitToScreen}, {"blocked", r.blocked}, {"cluster", r.cluster}, {"idle", r.idle}, {"outbox", r.outbox}, {"churn", r.churn}}
 	var errs []error
 	for _, s := range steps {
 		if !o.only[s.name] || ctx.Err() != nil {

@@ -95,3 +95,56 @@ func TestRowFlagsOverloadAndLoss(t *testing.T) {
 		t.Errorf("quiet run flagged: %v", f)
 	}
 }
+
+func TestParseCounts(t *testing.T) {
+	got, err := parseCounts("10000, 19000")
+	if err != nil || len(got) != 2 || got[0] != 10000 || got[1] != 19000 {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "0", "-3", "10k"} {
+		if _, err := parseCounts(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+// fakeRow is a loss-free measured row.
+func fakeRow(scenario, server string, subs int, rate float64, lastP99 time.Duration, cpu time.Duration) row {
+	ev := int(rate * 10)
+	return row{scenario: scenario, server: server, subs: subs, rate: rate, attempted: ev, want: subs,
+		res: load.Result{Events: ev, Expected: int64(ev * subs), Delivered: int64(ev * subs), Last: load.Summary{P99: lastP99}},
+		use: load.Usage{Wall: 10 * time.Second, ServerCPU: cpu, Cores: 2, MachineCPU: cpu}}
+}
+
+func TestSummaryNewTargets(t *testing.T) {
+	r := &runner{o: opts{nbCores: 0.4, nbSize: size{5000, 20}, sizes: []size{{5000, 20}, {10000, 20}}}}
+	nb := r.neighbourScenario()
+	if nb != "fanout 5000×20/s + neighbour 0.4 cores" {
+		t.Fatalf("neighbour scenario %q", nb)
+	}
+	r.rows = []row{
+		fakeRow("fanout 5000×20/s", "switchboard/pusher", 5000, 20, 100*time.Millisecond, 5*time.Second),
+		fakeRow("fanout 5000×20/s", "peer/centrifugo", 5000, 20, 200*time.Millisecond, 11*time.Second),
+		fakeRow("fanout 10000×20/s", "switchboard/pusher", 10000, 20, 240*time.Millisecond, 12*time.Second),
+		fakeRow(nb, "switchboard/pusher", 5000, 20, 120*time.Millisecond, 5*time.Second),
+		fakeRow(nb, "peer/centrifugo", 5000, 20, 200*time.Millisecond, 11*time.Second),
+	}
+	r.idleRows = []row{
+		{scenario: idleScenario(19000), server: "switchboard/pusher", subs: 19000, want: 19000, idle: true, rssPerConn: 5 * 1024, baseRSS: 20 << 20},
+		{scenario: idleScenario(50000), server: "all", subs: 50000, want: 50000, idle: true, skippedFD: true, note: []string{"skipped: the hard fd limit is 20000"}},
+	}
+	sum := strings.Join(r.summary(), "\n")
+	for _, w := range []string{
+		"server CPU per 1k deliveries at 5k×20/s ≤ 0.5× peer: 5.0 vs 11.0 ms = 0.45× MET",
+		"fanout 10k×20/s (200k deliveries/s), switchboard/pusher: zero loss (2000000 / 2000000 delivered) and last-sub p99 ≤ 250 ms (240 ms) MET",
+		"target " + nb + ", switchboard/pusher: last-sub p99 ≤ 0.7× the peer's and ≤ 150 ms: 120 ms, peer 200 ms → 0.60× MET",
+		"idle ≤ 6 KB RSS/conn at 19000 connections, 2 subscriptions each (switchboard/pusher): 5.0 KB MET; vs peer n/a",
+		"idle ≤ 6 KB RSS/conn at 50000 connections: **NOT MEASURED** (skipped: the hard fd limit is 20000)",
+		"1 million connections on paper (switchboard/pusher): memory ≈ 20 MB base + 1M × 5.0 KB = 4.8 GiB",
+		"CPU ≈ 6.0 cores, assuming each of 1M subscribers gets 1 event/s (1M deliveries/s) at the 6.0 ms per 1k deliveries measured at 10000×20/s",
+	} {
+		if !strings.Contains(sum, w) {
+			t.Errorf("summary lacks %q:\n%s", w, sum)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -37,6 +38,8 @@ type runner struct {
 	idleRows  []row
 	satRows   []row
 	mu        sync.Mutex
+
+	noCentrifugoNoted bool
 }
 
 func (r *runner) add(x row) {
@@ -69,7 +72,9 @@ func (r *runner) measure(ctx context.Context, srv *server, pool *load.Pool, scen
 	pool.Rec.Store(rec)
 	pub := srv.publisher()
 	m := load.StartMeter(srv.pid())
+	mark := srv.logMark()
 	prof := r.profile(srv, scenario+" "+name, d)
+	t0 := time.Now()
 	attempted := pub.Open(ctx, rec, rate, d, 1024)
 	prof()
 	// Let the tail of the fan-out arrive before reading the results.
@@ -79,8 +84,11 @@ func (r *runner) measure(ctx context.Context, srv *server, pool *load.Pool, scen
 	res := rec.Result(subs)
 	x := row{scenario: scenario, server: name, subs: subs, rate: rate, attempted: attempted, res: res, use: u,
 		pubErrs: pub.Errors.Load(), skipped: pub.Skipped.Load(), alive: pool.Alive(), want: want}
-	if err := pub.FirstErr(); err != nil {
-		x.note = append(x.note, "publish error: "+trim(err.Error(), 80))
+	r.publishErrors(&x, pub, srv, mark, t0)
+	if x.pubErrs > 0 || res.Publish.Max >= time.Second {
+		// Slow publish calls come before publish errors (the server gives a
+		// request's database work about 4 s by default).
+		x.note = append(x.note, fmt.Sprintf("publish call p99 %s max %s ms", ms(res.Publish.P99), ms(res.Publish.Max)))
 	}
 	if x.alive < subs {
 		x.note = append(x.note, fmt.Sprintf("%d clients dropped (%v)", subs-x.alive, pool.FirstErr()))
@@ -88,31 +96,125 @@ func (r *runner) measure(ctx context.Context, srv *server, pool *load.Pool, scen
 	return x
 }
 
-// fanout runs every size on every contender, alternating the order per
-// repetition; each contender gets a fresh server per repetition. The
-// saturation search runs on the first repetition at satSubs subscribers.
-func (r *runner) fanout(ctx context.Context) error {
-	contenders := []contender{{"switchboard/pusher", "switchboard", load.Pusher}}
+// publishErrors notes the first publish error (its full text, when it
+// happened and the errors by kind) and, for a server, keeps its log and
+// quotes the first line it logged during the measurement.
+func (r *runner) publishErrors(x *row, pub *load.Publisher, srv *server, mark int64, t0 time.Time) {
+	err := pub.FirstErr()
+	if err == nil {
+		return
+	}
+	x.note = append(x.note, fmt.Sprintf("publish error: %s (first at +%.1fs; %s)",
+		trim(err.Error(), 240), pub.FirstErrAt().Sub(t0).Seconds(), pub.ErrorKinds()))
+	if path, first := srv.logSince(mark); path != "" {
+		l := "server log " + path
+		if first != "" {
+			l += ": " + trim(first, 240)
+		} else {
+			l += ": nothing logged (at warn) during the step"
+		}
+		x.note = append(x.note, l)
+	}
+}
+
+// contenders are Switchboard over Pusher, over Centrifugo when the binary
+// serves /connection/websocket, and the peer; with filter, only those
+// whose name contains -contenders.
+func (r *runner) contenders(ctx context.Context, filter bool) ([]contender, error) {
+	cs := []contender{{"switchboard/pusher", "switchboard", load.Pusher}}
 	probe, err := r.start(ctx, "switchboard", "sqlite")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if probe.hasCentrifugo() {
-		contenders = append(contenders, contender{"switchboard/centrifugo", "switchboard", load.Centrifugo})
-	} else {
+		cs = append(cs, contender{"switchboard/centrifugo", "switchboard", load.Centrifugo})
+	} else if !r.noCentrifugoNoted {
+		r.noCentrifugoNoted = true
 		r.notes = append(r.notes, "Switchboard's Centrifugo front door (/connection/websocket, branch `centrifugo`) is not in this build: "+
 			"its rows are not yet available. The tool speaks the protocol (the peer rows use it) and includes the door automatically once present.")
 	}
 	probe.stop()
-	contenders = append(contenders, contender{"peer/centrifugo", "peer", load.Centrifugo})
-	if r.o.contenders != "" {
-		kept := contenders[:0]
-		for _, c := range contenders {
+	cs = append(cs, contender{"peer/centrifugo", "peer", load.Centrifugo})
+	if filter && r.o.contenders != "" {
+		kept := cs[:0]
+		for _, c := range cs {
 			if strings.Contains(c.name, r.o.contenders) {
 				kept = append(kept, c)
 			}
 		}
-		contenders = kept
+		cs = kept
+	}
+	return cs, nil
+}
+
+// neighbourScenario names the neighbour rows, e.g. "fanout 5000×20/s +
+// neighbour 0.4 cores".
+func (r *runner) neighbourScenario() string {
+	return fmt.Sprintf("fanout %s + neighbour %g cores", r.o.nbSize, r.o.nbCores)
+}
+
+// neighbour measures the -neighbour-size fan-out on each contender (a fresh
+// server each) while a separate busy process (`switchboard-bench busy`)
+// burns -neighbour-cores in short duty cycles: the tail a co-tenant leaves.
+func (r *runner) neighbour(ctx context.Context) error {
+	cs, err := r.contenders(ctx, true)
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	z := r.o.nbSize
+	for _, c := range cs {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		srv, err := r.start(ctx, c.kind, "sqlite")
+		if err != nil {
+			return err
+		}
+		pool := &load.Pool{Target: srv.target(c.proto, channelMain), Dialer: load.NewDialer(r.o.sourceIPs)}
+		if _, err := pool.Ensure(ctx, z.subs, r.o.dialParallel); err != nil {
+			r.log.Error("connect", "server", c.name, "subs", z.subs, "err", err)
+			if pool.Alive() == 0 {
+				pool.Close()
+				srv.stop()
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+		}
+		busy := exec.Command(self, "busy", "-cores", fmt.Sprint(r.o.nbCores))
+		busy.Stderr = os.Stderr
+		if err := busy.Start(); err != nil {
+			pool.Close()
+			srv.stop()
+			return fmt.Errorf("start busy neighbour: %w", err)
+		}
+		// Let the neighbour settle into its duty cycle.
+		time.Sleep(2 * time.Second)
+		r.log.Info("neighbour", "server", c.name, "size", z.String(), "cores", r.o.nbCores)
+		b0, _ := load.ReadProc(busy.Process.Pid)
+		t0 := time.Now()
+		x := r.measure(ctx, srv, pool, r.neighbourScenario(), c.name, z.subs, z.rate, r.o.duration)
+		b1, _ := load.ReadProc(busy.Process.Pid)
+		_ = busy.Process.Signal(os.Interrupt)
+		_ = busy.Wait()
+		x.neighbourCPU = b1.CPU - b0.CPU
+		x.note = append(x.note, fmt.Sprintf("neighbour used %.2f cores", x.neighbourCPU.Seconds()/time.Since(t0).Seconds()))
+		r.add(x)
+		pool.Close()
+		srv.stop()
+	}
+	return nil
+}
+
+// fanout runs every size on every contender, alternating the order per
+// repetition; each contender gets a fresh server per repetition. The
+// saturation search runs on the first repetition at satSubs subscribers.
+func (r *runner) fanout(ctx context.Context) error {
+	contenders, err := r.contenders(ctx, true)
+	if err != nil {
+		return err
 	}
 
 	runs := map[string][]row{}
@@ -189,6 +291,7 @@ func (r *runner) fanoutOne(ctx context.Context, c contender, rep int, runs map[s
 func (r *runner) saturation(ctx context.Context, srv *server, pool *load.Pool, name string, subs int) {
 	var best *row
 	var failed string
+	var pubErr bool
 	for _, rate := range r.o.satRates {
 		if _, err := pool.Ensure(ctx, subs, r.o.dialParallel); err != nil {
 			failed = "reconnect failed: " + err.Error()
@@ -197,19 +300,27 @@ func (r *runner) saturation(ctx context.Context, srv *server, pool *load.Pool, n
 		time.Sleep(time.Second)
 		x := r.measure(ctx, srv, pool, "saturation step", name, subs, rate, r.o.satStep)
 		r.log.Info("saturation step", "server", name, "rate", rate, "deliv/s", int(x.delivPerSec()),
-			"last_p99", x.res.Last.P99, "loss", x.res.Loss(), "busy", fmt.Sprintf("%.0f%%", 100*x.use.BusyShare()))
+			"last_p99", x.res.Last.P99, "loss", x.res.Loss(), "publish_p99", x.res.Publish.P99, "publish_max", x.res.Publish.Max,
+			"publish_errors", x.pubErrs, "busy", fmt.Sprintf("%.0f%%", 100*x.use.BusyShare()))
 		if x.res.Last.P99 >= 500*time.Millisecond || x.res.Delivered < x.res.Expected || x.pubErrs > 0 || x.skipped > 0 || x.res.Events == 0 || x.short() {
 			failed = fmt.Sprintf("failed at %g/s: last p99 %s, delivered %d/%d, publish errors %d", rate, ms(x.res.Last.P99), x.res.Delivered, x.res.Expected, x.pubErrs)
+			if x.pubErrs > 0 {
+				pubErr = true
+				// The step's notes carry the error text and the server log.
+				failed += " (" + strings.Join(x.note, "; ") + ")"
+			}
 			break
 		}
 		x2 := x
 		best = &x2
 	}
 	if best == nil {
-		r.satRows = append(r.satRows, row{scenario: "saturation", server: name, subs: subs, note: []string{"no step passed; " + failed}})
+		r.satRows = append(r.satRows, row{scenario: "saturation", server: name, subs: subs, satStop: failed, satPubErr: pubErr,
+			note: []string{"no step passed; " + failed}})
 		return
 	}
 	best.scenario = "saturation"
+	best.satStop, best.satPubErr = failed, pubErr
 	best.note = append(best.note, fmt.Sprintf("highest passing step %g/s", best.rate))
 	if failed != "" {
 		best.note = append(best.note, "next "+failed)
@@ -328,7 +439,9 @@ func (r *runner) outbox(ctx context.Context) error {
 	pool.Rec.Store(rec)
 	pub := srv.publisher()
 	m := load.StartMeter(srv.pid())
+	mark := srv.logMark()
 	prof := r.profile(srv, "outbox", r.o.outboxFor)
+	t0 := time.Now()
 	attempted := pub.Closed(ctx, rec, r.o.writers, r.o.outboxFor)
 	prof()
 	time.Sleep(r.o.drain)
@@ -340,9 +453,7 @@ func (r *runner) outbox(ctx context.Context) error {
 		pubErrs: pub.Errors.Load(), alive: pool.Alive()}
 	x.note = append(x.note, fmt.Sprintf("%.0f writes/s; relay lag (ack→screen) p50 %s p99 %s max %s",
 		x.rate, ms(res.AckLag.P50), ms(res.AckLag.P99), ms(res.AckLag.Max)))
-	if err := pub.FirstErr(); err != nil {
-		x.note = append(x.note, "publish error: "+trim(err.Error(), 80))
-	}
+	r.publishErrors(&x, pub, srv, mark, t0)
 	r.outboxRow = &x
 	r.add(x)
 	return nil
@@ -351,62 +462,83 @@ func (r *runner) outbox(ctx context.Context) error {
 // idle holds n connections with two subscriptions each and reports RSS per
 // connection over the server's baseline.
 func (r *runner) idle(ctx context.Context) error {
-	cs := []contender{{"switchboard/pusher", "switchboard", load.Pusher}}
-	probe, err := r.start(ctx, "switchboard", "sqlite")
+	cs, err := r.contenders(ctx, false)
 	if err != nil {
 		return err
 	}
-	if probe.hasCentrifugo() {
-		cs = append(cs, contender{"switchboard/centrifugo", "switchboard", load.Centrifugo})
-	}
-	probe.stop()
-	cs = append(cs, contender{"peer/centrifugo", "peer", load.Centrifugo})
-	for _, c := range cs {
-		srv, err := r.start(ctx, c.kind, "sqlite")
-		if err != nil {
-			return err
+	for _, n := range r.o.idleConns {
+		// The server and this tool each hold one descriptor per
+		// connection, plus listeners, database files, HTTP clients.
+		if need := uint64(n + idleFDMargin); r.o.fdLimit > 0 && need > r.o.fdLimit {
+			x := row{scenario: idleScenario(n), server: "all", subs: n, idle: true, skippedFD: true,
+				note: []string{fmt.Sprintf("skipped: the hard fd limit is %d and each process needs %d (connections + %d); raise it (ulimit -Hn, needs CAP_SYS_RESOURCE) to run it",
+					r.o.fdLimit, need, idleFDMargin)}}
+			r.log.Warn("idle skipped", "conns", n, "fd_limit", r.o.fdLimit)
+			r.idleRows = append(r.idleRows, x)
+			r.add(x)
+			continue
 		}
+		for _, c := range cs {
+			if err := r.idleOne(ctx, c, n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// idleFDMargin is the descriptors a process needs besides its connections.
+const idleFDMargin = 200
+
+func idleScenario(n int) string {
+	return fmt.Sprintf("idle %d conns (2 channels/conn)", n)
+}
+
+func (r *runner) idleOne(ctx context.Context, c contender, conns int) error {
+	srv, err := r.start(ctx, c.kind, "sqlite")
+	if err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second)
+	base, _ := load.ReadProc(srv.pid())
+	g0, e0 := srv.goroutines()
+	pool := &load.Pool{Target: srv.target(c.proto, channelMain, channelSecond), Dialer: load.NewDialer(r.o.sourceIPs)}
+	m := load.StartMeter(srv.pid())
+	t0 := time.Now()
+	_, derr := pool.Ensure(ctx, conns, r.o.dialParallel)
+	connectTime := time.Since(t0)
+	time.Sleep(r.o.idleSettle)
+	// Both servers run a GC here (/debug/pprof/heap?gc=1), as any Go
+	// server does within 2 minutes (forced GC period) of going idle: it
+	// shrinks the goroutine stacks grown while connecting, so RSS shows
+	// the steady idle cost rather than the connect burst.
+	if r.o.idleGC {
+		srv.gc()
 		time.Sleep(2 * time.Second)
-		base, _ := load.ReadProc(srv.pid())
-		g0, e0 := srv.goroutines()
-		pool := &load.Pool{Target: srv.target(c.proto, channelMain, channelSecond), Dialer: load.NewDialer(r.o.sourceIPs)}
-		m := load.StartMeter(srv.pid())
-		t0 := time.Now()
-		_, derr := pool.Ensure(ctx, r.o.idleConns, r.o.dialParallel)
-		connectTime := time.Since(t0)
-		time.Sleep(r.o.idleSettle)
-		// Both servers run a GC here (/debug/pprof/heap?gc=1), as any Go
-		// server does within 2 minutes (forced GC period) of going idle: it
-		// shrinks the goroutine stacks grown while connecting, so RSS shows
-		// the steady idle cost rather than the connect burst.
-		if r.o.idleGC {
-			srv.gc()
-			time.Sleep(2 * time.Second)
-		}
-		u := m.Stop()
-		after, _ := load.ReadProc(srv.pid())
-		g1, e1 := srv.goroutines()
-		r.snapshot(srv, "idle-"+c.kind, "heap")
-		r.snapshot(srv, "idle-"+c.kind, "heap?debug=1")
-		n := pool.Alive()
-		x := row{scenario: "idle (2 channels/conn)", server: c.name, subs: n, use: u, alive: n, idle: true}
-		if n > 0 {
-			x.rssPerConn = float64(after.RSS-base.RSS) / float64(n)
-		}
-		gs := "goroutines n/a (no pprof listener)"
-		if e0 == nil && e1 == nil {
-			gs = fmt.Sprintf("goroutines %d → %d (%.2f/conn)", g0, g1, float64(g1-g0)/float64(max(1, n)))
-		}
-		x.note = append(x.note, fmt.Sprintf("RSS/conn %.1f KB (base %.0f MB → %.0f MB); %s; connected in %s",
-			x.rssPerConn/1024, mb(base.RSS), mb(after.RSS), gs, connectTime.Round(100*time.Millisecond)))
-		if derr != nil {
-			x.note = append(x.note, "connect errors: "+trim(derr.Error(), 100))
-		}
-		r.idleRows = append(r.idleRows, x)
-		r.add(x)
-		pool.Close()
-		srv.stop()
 	}
+	u := m.Stop()
+	after, _ := load.ReadProc(srv.pid())
+	g1, e1 := srv.goroutines()
+	r.snapshot(srv, fmt.Sprintf("idle%d-%s", conns, c.kind), "heap")
+	r.snapshot(srv, fmt.Sprintf("idle%d-%s", conns, c.kind), "heap?debug=1")
+	n := pool.Alive()
+	x := row{scenario: idleScenario(conns), server: c.name, subs: n, use: u, alive: n, idle: true, want: conns, baseRSS: base.RSS}
+	if n > 0 {
+		x.rssPerConn = float64(after.RSS-base.RSS) / float64(n)
+	}
+	gs := "goroutines n/a (no pprof listener)"
+	if e0 == nil && e1 == nil {
+		gs = fmt.Sprintf("goroutines %d → %d (%.2f/conn)", g0, g1, float64(g1-g0)/float64(max(1, n)))
+	}
+	x.note = append(x.note, fmt.Sprintf("RSS/conn %.1f KB (base %.0f MB → %.0f MB); %s; connected in %s",
+		x.rssPerConn/1024, mb(base.RSS), mb(after.RSS), gs, connectTime.Round(100*time.Millisecond)))
+	if derr != nil {
+		x.note = append(x.note, "connect errors: "+trim(derr.Error(), 100))
+	}
+	r.idleRows = append(r.idleRows, x)
+	r.add(x)
+	pool.Close()
+	srv.stop()
 	return nil
 }
 

@@ -22,8 +22,15 @@ import (
 	"switchboard/bench/load"
 )
 
-// benchSecret signs every token of a run; both servers verify with it.
-const benchSecret = "switchboard-bench-secret"
+// benchSecret signs every token of a run; both servers verify with it. The
+// credentials are long enough for Switchboard's production checks, which
+// refuse to start on PostgreSQL with a short JWT secret or the default app
+// key and secret.
+const (
+	benchSecret    = "switchboard-bench-secret-of-at-least-32-bytes"
+	benchAppKey    = "bench-app-key"
+	benchAppSecret = "bench-app-secret-0123456789"
+)
 
 // Channel names: the canonical attendees channel of project "bench" (the
 // one the REST attendee POST publishes to) and a second project channel for
@@ -44,6 +51,57 @@ type server struct {
 	cmd       *exec.Cmd
 	cleanup   []func()
 	http      *http.Client
+	// log is a copy of the process's stderr (it logs at warn), kept when a
+	// measurement on it failed (keepLog) and removed on stop otherwise.
+	log     *os.File
+	keepLog bool
+}
+
+// logDir is where servers' stderr copies go (the -profile directory, or a
+// temporary one made by run); "" = no copies.
+var logDir string
+
+var logSeq atomic.Int64
+
+// stderr returns the writer for the server's stderr: the tool's stderr with
+// a prefix, plus a file in logDir.
+func (s *server) stderr(prefix string) io.Writer {
+	w := io.Writer(&prefixWriter{prefix: prefix, w: os.Stderr})
+	if logDir == "" {
+		return w
+	}
+	f, err := os.Create(filepath.Join(logDir, fmt.Sprintf("%s-%d-%d.log", s.kind, time.Now().Unix(), logSeq.Add(1))))
+	if err != nil {
+		return w
+	}
+	s.log = f
+	return io.MultiWriter(w, f)
+}
+
+// logMark is the current size of the server's log copy (see logSince).
+func (s *server) logMark() int64 {
+	if s.log == nil {
+		return 0
+	}
+	st, err := s.log.Stat()
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// logSince keeps the log file and returns its path and the first line
+// the server logged after mark (warnings and errors; "" when none).
+func (s *server) logSince(mark int64) (path, first string) {
+	if s.log == nil {
+		return "", ""
+	}
+	s.keepLog = true
+	b, err := os.ReadFile(s.log.Name())
+	if err == nil && int64(len(b)) > mark {
+		first, _, _ = strings.Cut(strings.TrimSpace(string(b[mark:])), "\n")
+	}
+	return s.log.Name(), first
 }
 
 func (s *server) pid() int { return s.cmd.Process.Pid }
@@ -87,6 +145,7 @@ func startSwitchboard(ctx context.Context, o startOpts) (*server, error) {
 	env := append(os.Environ(),
 		"SWITCHBOARD_ADDR="+s.addr, "SWITCHBOARD_DEBUG_ADDR="+s.debugAddr,
 		"SWITCHBOARD_DATA_DIR="+filepath.Join(dir, "data"), "SWITCHBOARD_JWT_SECRET="+benchSecret,
+		"SWITCHBOARD_APP_KEY="+benchAppKey, "SWITCHBOARD_APP_SECRET="+benchAppSecret,
 		"SWITCHBOARD_LOG_LEVEL="+o.logLevel, "DATABASE_URL=")
 	env = append(env, o.env...)
 	if o.store == "postgres" && o.dsn != "" {
@@ -109,7 +168,7 @@ func startSwitchboard(ctx context.Context, o startOpts) (*server, error) {
 	s.token = strings.TrimSpace(string(tok))
 	s.cmd = exec.Command(o.bin, "serve")
 	s.cmd.Env = env
-	s.cmd.Stderr = &prefixWriter{prefix: "[switchboard] ", w: os.Stderr}
+	s.cmd.Stderr = s.stderr("[switchboard] ")
 	if err := s.cmd.Start(); err != nil {
 		s.stop()
 		return nil, fmt.Errorf("start switchboard: %w", err)
@@ -143,7 +202,7 @@ func startPeer(ctx context.Context, extra ...string) (*server, error) {
 		return nil, err
 	}
 	s.cmd = exec.Command(self, append([]string{"peer", "-addr", s.addr, "-secret", benchSecret}, extra...)...)
-	s.cmd.Stderr = &prefixWriter{prefix: "[peer] ", w: os.Stderr}
+	s.cmd.Stderr = s.stderr("[peer] ")
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start peer: %w", err)
 	}
@@ -210,6 +269,13 @@ func (s *server) stop() {
 		s.cleanup[i]()
 	}
 	s.cleanup = nil
+	if s.log != nil {
+		s.log.Close()
+		if !s.keepLog {
+			os.Remove(s.log.Name())
+		}
+		s.log = nil
+	}
 }
 
 // hasCentrifugo reports whether the server answers the Centrifugo
@@ -238,7 +304,7 @@ func (s *server) target(proto load.Protocol, channels ...string) load.Target {
 	}
 	switch proto {
 	case load.Pusher:
-		t.WSURL = "ws://" + s.addr + "/app/app-key?protocol=7&client=switchboard-bench&version=8.0"
+		t.WSURL = "ws://" + s.addr + "/app/" + benchAppKey + "?protocol=7&client=switchboard-bench&version=8.0"
 		t.AuthURL = "http://" + s.addr + "/broadcasting/auth"
 		for _, c := range channels {
 			t.Channels = append(t.Channels, "private-"+c)
