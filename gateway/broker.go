@@ -65,7 +65,7 @@ type LocalBrokerConfig struct {
 	// fan-out takes at least 10 ms, and fanning every event out alone would
 	// keep the node busy more than coalesceDuty of the time. Then just
 	// enough events wait to bring that back to coalesceDuty, but never more
-	// than 3 in 7 (minShare); the rest go out as soon as they arrive. Zero
+	// than one in two (minShare); the rest go out as soon as they arrive. Zero
 	// never waits.
 	//
 	// Why: a node fanning one event at a time out to thousands of sockets
@@ -190,15 +190,21 @@ func (b *LocalBroker) spend(n int) {
 const minCoalescePass = 10 * time.Millisecond
 
 // coalesceDuty is the share of its time a node may spend fanning events out
-// one by one before it pairs some of them.
-const coalesceDuty = 0.6
+// one by one before it pairs some of them. At 0.6 a node fanning 20
+// events/s out to 5,000 connections paired none of them and its write
+// syscalls (78 % of its CPU) left less room for everything else on a shared
+// box; at 0.5 it pairs about one event in six there, for 15 % less CPU per
+// delivery and no longer tail (BENCHMARKS.md, session 9).
+const coalesceDuty = 0.5
 
-// minShare bounds pairing: at most 3 events in 7 wait for a companion, so
-// the median event never waits (its latency is one fan-out, not the gap to
-// the next event plus one fan-out) while writes per event stay within 15 %
-// of pairing every event. Backlogs (several events queued during a
-// fan-out) are still written together whatever the share.
-const minShare = 4.0 / 7
+// minShare bounds pairing: at most one event in two waits for a companion,
+// so the writes per event can halve when the fan-out saturates the node
+// (10,000 connections × 20 events/s: the last subscriber's p99 fell from
+// 190–280 to 164 ms because the CPU the writes no longer take serves the
+// rest), while the events that do not wait keep the median low. Backlogs
+// (several events queued during a fan-out) are written together whatever
+// the share.
+const minShare = 1.0 / 2
 
 // await waits until another event arrives (then takes it and whatever else
 // is queued) or deadline passes or the broker stops.

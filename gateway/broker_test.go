@@ -165,7 +165,7 @@ func TestLocalBroker(t *testing.T) {
 // TestLocalBrokerCoalesce checks when the broker holds an event back for the
 // next one: only while events come closer together than Coalesce and
 // fanning each out alone would keep the node busy more than coalesceDuty
-// of the time; then only some events wait, never more than 3 in 7.
+// of the time; then only some events wait, never more than one in two.
 func TestLocalBrokerCoalesce(t *testing.T) {
 	const (
 		mostPaired = "most"  // about 3 calls in 4 carry two events, the rest one
@@ -182,11 +182,11 @@ func TestLocalBrokerCoalesce(t *testing.T) {
 		want    string
 		maxWait time.Duration // for nonePaired: longest publish → call start
 	}{
-		// Duty alone 1.5: as many events wait as minShare allows (3 in 7).
+		// Duty alone 1.5: as many events wait as minShare allows (one in two).
 		{"saturating fan-out pairs most events", 200 * time.Millisecond, 40 * time.Millisecond, 60 * time.Millisecond, 36, mostPaired, 0},
-		// Duty alone 0.75: about one event in five waits. Each fan-out ends
+		// Duty alone 0.625: about one event in five waits. Each fan-out ends
 		// before the next event arrives, so every pair is the broker's doing.
-		{"busy fan-out pairs some events", 200 * time.Millisecond, 40 * time.Millisecond, 30 * time.Millisecond, 40, somePaired, 0},
+		{"busy fan-out pairs some events", 200 * time.Millisecond, 40 * time.Millisecond, 25 * time.Millisecond, 40, somePaired, 0},
 		// Duty alone 0.375 (< coalesceDuty): nothing waits.
 		{"lightly busy fan-out never waits", 200 * time.Millisecond, 40 * time.Millisecond, 15 * time.Millisecond, 20, nonePaired, 20 * time.Millisecond},
 		{"zero Coalesce never waits", 0, 40 * time.Millisecond, 30 * time.Millisecond, 20, nonePaired, 20 * time.Millisecond},
