@@ -191,11 +191,12 @@ const minCoalescePass = 10 * time.Millisecond
 
 // coalesceDuty is the share of its time a node may spend fanning events out
 // one by one before it pairs some of them. At 0.6 a node fanning 20
-// events/s out to 5,000 connections paired none of them and its write
+// events/s out to 5,000 connections paired none of them, and its write
 // syscalls (78 % of its CPU) left less room for everything else on a shared
-// box; at 0.5 it pairs about one event in six there, for 15 % less CPU per
-// delivery and no longer tail (BENCHMARKS.md, session 9).
-const coalesceDuty = 0.5
+// box; at 0.4 about one event in three waits there (at most one gap), for
+// 30 % less CPU per delivery and the same last-subscriber p99
+// (BENCHMARKS.md, session 9).
+const coalesceDuty = 0.4
 
 // minShare bounds pairing: at most one event in two waits for a companion,
 // so the writes per event can halve when the fan-out saturates the node

@@ -184,11 +184,11 @@ func TestLocalBrokerCoalesce(t *testing.T) {
 	}{
 		// Duty alone 1.5: as many events wait as minShare allows (one in two).
 		{"saturating fan-out pairs most events", 200 * time.Millisecond, 40 * time.Millisecond, 60 * time.Millisecond, 36, mostPaired, 0},
-		// Duty alone 0.625: about one event in five waits. Each fan-out ends
+		// Duty alone 0.5: about one event in five waits. Each fan-out ends
 		// before the next event arrives, so every pair is the broker's doing.
-		{"busy fan-out pairs some events", 200 * time.Millisecond, 40 * time.Millisecond, 25 * time.Millisecond, 40, somePaired, 0},
-		// Duty alone 0.375 (< coalesceDuty): nothing waits.
-		{"lightly busy fan-out never waits", 200 * time.Millisecond, 40 * time.Millisecond, 15 * time.Millisecond, 20, nonePaired, 20 * time.Millisecond},
+		{"busy fan-out pairs some events", 200 * time.Millisecond, 40 * time.Millisecond, 20 * time.Millisecond, 40, somePaired, 0},
+		// Duty alone 0.3 (< coalesceDuty): nothing waits.
+		{"lightly busy fan-out never waits", 200 * time.Millisecond, 40 * time.Millisecond, 12 * time.Millisecond, 20, nonePaired, 20 * time.Millisecond},
 		{"zero Coalesce never waits", 0, 40 * time.Millisecond, 30 * time.Millisecond, 20, nonePaired, 20 * time.Millisecond},
 		{"light fan-out never waits", 200 * time.Millisecond, 30 * time.Millisecond, 0, 15, nonePaired, 20 * time.Millisecond},
 		{"events further apart than Coalesce never wait", 50 * time.Millisecond, 100 * time.Millisecond, 30 * time.Millisecond, 8, nonePaired, 25 * time.Millisecond},
