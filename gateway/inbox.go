@@ -34,12 +34,7 @@ func (b *Inbox) Push(msg []byte) {
 		<-idle
 		b.mu.Lock()
 	}
-	b.queue = append(b.queue, msg)
-	if !b.running {
-		b.running = true
-		b.idle = make(chan struct{})
-		go b.run(b.idle)
-	}
+	b.queueLocked(msg)
 	b.mu.Unlock()
 }
 
@@ -83,12 +78,18 @@ func (b *Inbox) TryPush(msg []byte) bool {
 		b.mu.Unlock()
 		return false
 	}
+	b.queueLocked(msg)
+	b.mu.Unlock()
+	return true
+}
+
+// queueLocked appends msg and starts a handler goroutine when none runs.
+// The caller holds mu.
+func (b *Inbox) queueLocked(msg []byte) {
 	b.queue = append(b.queue, msg)
 	if !b.running {
 		b.running = true
 		b.idle = make(chan struct{})
 		go b.run(b.idle)
 	}
-	b.mu.Unlock()
-	return true
 }

@@ -120,22 +120,11 @@ func (p *frameParser) feed(b []byte, s frameSink) (n int, st feedStatus) {
 			s.protocolError(reason)
 			return n, feedStop
 		}
-		if isData(op) && !p.linger {
-			if length < 0 || p.msgLen+length > int64(p.limit) {
-				s.tooBig()
-				p.linger, p.budget = true, lingerBytes
-				p.msg, p.inMsg = nil, false
-				if len(rest) < h {
-					// The header is incomplete: discard it once it is whole.
-					return n, feedMore
-				}
-				n += h
-				p.skip = length
-				if length < 0 {
-					return n, feedStop
-				}
-				continue
-			}
+		if isData(op) && !p.linger && (length < 0 || p.msgLen+length > int64(p.limit)) {
+			s.tooBig()
+			p.linger, p.budget = true, lingerBytes
+			p.msg, p.inMsg = nil, false
+			continue // the lingering branch above discards this frame
 		}
 		if int64(len(rest)-h) < length {
 			return n, feedMore
