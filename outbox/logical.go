@@ -492,7 +492,18 @@ func (r *Relay) deleteLoop(stop <-chan struct{}) {
 		case <-r.changed:
 			r.flushDeletes()
 		case <-stop:
-			r.flushDeletes()
+			// Rows a deletion has not found yet get their retries now:
+			// left queued, the next start would deliver them again.
+			for range deleteRetries + 1 {
+				r.flushDeletes()
+				r.mu.Lock()
+				empty := len(r.toDelete) == 0
+				r.mu.Unlock()
+				if empty {
+					return
+				}
+				time.Sleep(deleteRetryDelay)
+			}
 			return
 		}
 	}
@@ -500,6 +511,14 @@ func (r *Relay) deleteLoop(stop <-chan struct{}) {
 
 // flushDeletes deletes the queued rows; on failure they stay queued (a
 // restart delivers them again: at least once).
+//
+// A row can be delivered before a DELETE can see it: logical decoding
+// hands over a transaction once its commit record is flushed, which may be
+// a moment before the writing backend has made the commit visible to
+// others. A DELETE in that moment finds nothing, and the row would stay
+// and go out again after a restart. So a row the DELETE did not find is
+// queued again and retried shortly, up to deleteRetries times (a row that
+// is really gone, pruned or deleted by an earlier run, ends there).
 func (r *Relay) flushDeletes() {
 	r.mu.Lock()
 	keys := r.toDelete
@@ -510,13 +529,49 @@ func (r *Relay) flushDeletes() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), max(r.db.Timeout(), 5*time.Second))
 	defer cancel()
-	if err := r.deleteRows(ctx, keys); err != nil {
+	deleted, err := r.deleteRows(ctx, keys)
+	if err != nil {
 		r.cfg.Logger.Warn("relay: delivered rows not deleted yet", "rows", len(keys), "err", err)
 		r.mu.Lock()
 		r.toDelete = append(keys, r.toDelete...)
 		r.mu.Unlock()
+		return
+	}
+	var again []position
+	r.mu.Lock()
+	for _, k := range keys {
+		if deleted[k] {
+			delete(r.deleteTries, k)
+			continue
+		}
+		if r.deleteTries == nil {
+			r.deleteTries = map[position]int{}
+		}
+		if r.deleteTries[k]++; r.deleteTries[k] > deleteRetries {
+			delete(r.deleteTries, k)
+			continue
+		}
+		again = append(again, k)
+	}
+	r.toDelete = append(again, r.toDelete...)
+	r.mu.Unlock()
+	if len(again) > 0 {
+		time.AfterFunc(deleteRetryDelay, func() {
+			select {
+			case r.changed <- struct{}{}:
+			default:
+			}
+		})
 	}
 }
+
+// deleteRetries and deleteRetryDelay bound the retries of a deletion that
+// found nothing (see flushDeletes): the gap they wait out is a few
+// microseconds to milliseconds.
+const (
+	deleteRetries    = 20
+	deleteRetryDelay = 20 * time.Millisecond
+)
 
 // flushWAL makes the deletions committed without waiting for the WAL flush
 // (deleteRows) durable before a new slot is created, here or by the next
@@ -534,22 +589,47 @@ func (r *Relay) flushWAL() {
 }
 
 // deleteRows deletes the rows of keys without waiting for the WAL flush
-// (see asyncCommit: a lost deletion only delivers again).
-func (r *Relay) deleteRows(ctx context.Context, keys []position) error {
+// (see asyncCommit: a lost deletion only delivers again) and returns the
+// keys it found.
+func (r *Relay) deleteRows(ctx context.Context, keys []position) (map[position]bool, error) {
 	tx, err := r.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("relay: delete delivered: %w", err)
+		return nil, fmt.Errorf("relay: delete delivered: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
 	if err := asyncCommit(ctx, tx, r.db.Dialect); err != nil {
-		return err
+		return nil, err
 	}
 	// Offsets are unique: the two lists match exactly the rows of keys,
 	// and the primary key (transaction_id, offset) finds them.
 	xids, offs := keyArrays(keys)
-	if _, err := tx.ExecContext(ctx, `DELETE FROM "watermill_events" WHERE transaction_id = ANY($1::text[]::xid8[]) AND "offset" = ANY($2::bigint[])`,
-		pq.Array(xids), pq.Array(offs)); err != nil {
-		return fmt.Errorf("relay: delete delivered: %w", err)
+	rs, err := tx.QueryContext(ctx, `DELETE FROM "watermill_events" WHERE transaction_id = ANY($1::text[]::xid8[]) AND "offset" = ANY($2::bigint[])
+RETURNING transaction_id::text, "offset"`, pq.Array(xids), pq.Array(offs))
+	if err != nil {
+		return nil, fmt.Errorf("relay: delete delivered: %w", err)
 	}
-	return tx.Commit()
+	deleted := make(map[position]bool, len(keys))
+	for rs.Next() {
+		var xid string
+		var p position
+		if err := rs.Scan(&xid, &p.offset); err != nil {
+			rs.Close()
+			return nil, fmt.Errorf("relay: delete delivered: %w", err)
+		}
+		if p.xid, err = strconv.ParseUint(xid, 10, 64); err != nil {
+			rs.Close()
+			return nil, fmt.Errorf("relay: delete delivered: transaction id %q: %w", xid, err)
+		}
+		deleted[p] = true
+	}
+	if err := rs.Close(); err != nil {
+		return nil, fmt.Errorf("relay: delete delivered: %w", err)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("relay: delete delivered: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("relay: delete delivered: %w", err)
+	}
+	return deleted, nil
 }

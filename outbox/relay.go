@@ -148,6 +148,9 @@ type Relay struct {
 	pending   int      // batches handed over, done not called yet
 	changed   chan struct{}
 	toDelete  []position // logical mode: delivered rows to delete
+	// deleteTries counts the deletions of a row that found nothing (see
+	// flushDeletes), logical mode.
+	deleteTries map[position]int
 }
 
 // NewRelay returns a relay of db's outbox into sink.
