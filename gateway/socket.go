@@ -86,8 +86,22 @@ func Shutdown(c net.Conn) {
 	_ = c.Close()
 }
 
-// IsTimeout reports whether err ended a read or write at its deadline
-// (IdleTimeout, a write timeout). gorilla's reader hides the runtime's
+// DropUnanswered drops nc CloseGrace after done (the server's close frame
+// written) and returns done. The read side ends the connection sooner when
+// the client answers the close; this ends one that does not (a failed
+// write has already shut the socket down, through the Writer's OnError).
+func DropUnanswered(done <-chan struct{}, nc net.Conn) <-chan struct{} {
+	go func() {
+		<-done
+		time.Sleep(CloseGrace)
+		Shutdown(nc)
+	}()
+	return done
+}
+
+// IsTimeout reports whether err ended a read or write at its deadline: a
+// write that timed out (a client that stopped reading, not one that went
+// away), or a read past IdleTimeout. gorilla's reader hides the runtime's
 // error behind its own type, which only keeps Timeout().
 func IsTimeout(err error) bool {
 	var ne interface{ Timeout() bool }

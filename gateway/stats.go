@@ -2,9 +2,7 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 )
@@ -263,11 +261,6 @@ func (n *Node) ReportSlowConsumer(cut SlowCut) {
 		slog.Int("queued_bytes", cut.Queued),
 		slog.String("cause", cut.Cause.String()))
 }
-
-// IsWriteTimeout reports whether err, from a Writer's OnError, is a write
-// that timed out (a client that stopped reading) rather than a connection
-// the peer already closed.
-func IsWriteTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
 
 // Door is where a credential was refused.
 type Door uint8

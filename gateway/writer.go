@@ -440,7 +440,7 @@ func (w *Writer) inline(frame []byte) (ok, all bool) {
 func (w *Writer) fail(err error, lost int) {
 	// A timeout while closing (shutdown, a protocol close) or after an
 	// overflow is not a new slow-consumer cut.
-	slow := w.cfg.OnSlow != nil && !w.final && !w.overflow && IsWriteTimeout(err)
+	slow := w.cfg.OnSlow != nil && !w.final && !w.overflow && IsTimeout(err)
 	queued := 0
 	if slow {
 		queued = lost + queuedBytes(w.queue)

@@ -194,7 +194,7 @@ func TestWriterReportsSlowCutOnce(t *testing.T) {
 func queuedUp(w *gateway.Writer) bool { return w.Queued() == 0 }
 
 // A real socket whose reader stalls past the write timeout is reported as
-// a write-timeout cut: IsWriteTimeout recognises what NetIO's write returns.
+// a write-timeout cut: IsTimeout recognises what NetIO's write returns.
 func TestNetIOStalledPastTimeoutIsASlowCut(t *testing.T) {
 	server, _ := tcpPair(t) // the client end never reads
 	write, try := gateway.NetIO(server, 100*time.Millisecond)

@@ -379,16 +379,7 @@ func (c *conn) closeWith(reason string, reconnect bool) <-chan struct{} {
 	cl := gateway.CloseFrame(websocket.CloseNormalClosure, "")
 	final := make([]byte, 0, len(d)+len(cl))
 	final = append(append(final, d...), cl...)
-	done := c.w.CloseWithReason(final, reason)
-	go func() {
-		<-done
-		// The read loop, still running, ends the connection when the
-		// client answers; drop the socket only for one that does not (a
-		// failed write already closed it, through OnError).
-		time.Sleep(gateway.CloseGrace)
-		gateway.Shutdown(c.nc)
-	}()
-	return done
+	return gateway.DropUnanswered(c.w.CloseWithReason(final, reason), c.nc)
 }
 
 // reject ends a connection that never got welcomed, completing the close

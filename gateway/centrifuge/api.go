@@ -226,15 +226,22 @@ func (a *Adapter) callPresenceStats(_ context.Context, body json.RawMessage) (an
 	return map[string]int{"num_clients": clients, "num_users": users}, nil
 }
 
-func (a *Adapter) callHistory(ctx context.Context, body json.RawMessage) (any, *protocol.Error) {
+// historyRequest decodes a request about a channel's history: the channel
+// must exist and keep history.
+func (a *Adapter) historyRequest(body json.RawMessage) (channelRequest, channel, *protocol.Error) {
 	var req channelRequest
 	if perr := decode(body, &req); perr != nil {
-		return nil, perr
+		return req, channel{}, perr
 	}
 	ch, perr := a.res.resolve(req.Channel)
 	if perr == nil && !ch.opts.History().Enabled() {
 		perr = errNotAvailable
 	}
+	return req, ch, perr
+}
+
+func (a *Adapter) callHistory(ctx context.Context, body json.RawMessage) (any, *protocol.Error) {
+	req, ch, perr := a.historyRequest(body)
 	if perr != nil {
 		return nil, perr
 	}
@@ -249,14 +256,7 @@ func (a *Adapter) callHistory(ctx context.Context, body json.RawMessage) (any, *
 // top offset: subscribers keep their position (Centrifugo's
 // history_remove).
 func (a *Adapter) callHistoryRemove(ctx context.Context, body json.RawMessage) (any, *protocol.Error) {
-	var req channelRequest
-	if perr := decode(body, &req); perr != nil {
-		return nil, perr
-	}
-	ch, perr := a.res.resolve(req.Channel)
-	if perr == nil && !ch.opts.History().Enabled() {
-		perr = errNotAvailable
-	}
+	_, ch, perr := a.historyRequest(body)
 	if perr != nil {
 		return nil, perr
 	}

@@ -98,19 +98,10 @@ func (a *Adapter) callSubscribe(_ context.Context, body json.RawMessage) (any, *
 	if perr := decode(body, &req); perr != nil {
 		return nil, perr
 	}
-	if req.User == "" {
-		return nil, badRequest("user is required")
-	}
-	if _, perr := a.res.resolve(req.Channel); perr != nil {
-		return nil, perr
-	}
 	if len(req.Data) > 0 && (string(req.Data) == "null" || !validJSON(req.Data)) {
 		req.Data = nil
 	}
-	if perr := a.command(cmdSubscribe, userCommand{User: req.User, Client: req.Client, Channel: req.Channel, Data: req.Data}); perr != nil {
-		return nil, perr
-	}
-	return struct{}{}, nil
+	return a.userChannelCommand(cmdSubscribe, userCommand{User: req.User, Client: req.Client, Channel: req.Channel, Data: req.Data})
 }
 
 // callUnsubscribe ends the user's subscriptions (client-side or
@@ -125,13 +116,19 @@ func (a *Adapter) callUnsubscribe(_ context.Context, body json.RawMessage) (any,
 	if perr := decode(body, &req); perr != nil {
 		return nil, perr
 	}
-	if req.User == "" {
+	return a.userChannelCommand(cmdUnsubscribe, userCommand{User: req.User, Client: req.Client, Channel: req.Channel})
+}
+
+// userChannelCommand checks what subscribe and unsubscribe both need (a
+// user, a channel the namespaces know) and sends cmd as kind to every node.
+func (a *Adapter) userChannelCommand(kind string, cmd userCommand) (any, *protocol.Error) {
+	if cmd.User == "" {
 		return nil, badRequest("user is required")
 	}
-	if _, perr := a.res.resolve(req.Channel); perr != nil {
+	if _, perr := a.res.resolve(cmd.Channel); perr != nil {
 		return nil, perr
 	}
-	if perr := a.command(cmdUnsubscribe, userCommand{User: req.User, Client: req.Client, Channel: req.Channel}); perr != nil {
+	if perr := a.command(kind, cmd); perr != nil {
 		return nil, perr
 	}
 	return struct{}{}, nil

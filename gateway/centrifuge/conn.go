@@ -786,16 +786,7 @@ func (c *conn) pushUnsubscribe(channel string, code uint32, reason string) {
 // closeWith writes a close frame with d, then drops the socket. Centrifugo
 // sends no close frame for 3000; every code we use has one.
 func (c *conn) closeWith(d Disconnect) <-chan struct{} {
-	done := c.w.CloseWith(gateway.CloseFrame(d.Code, d.Reason))
-	go func() {
-		<-done
-		// The read loop, still running, ends the connection when the
-		// client answers; drop the socket only for one that does not (a
-		// failed write already closed it, through OnError).
-		time.Sleep(gateway.CloseGrace)
-		gateway.Shutdown(c.nc)
-	}()
-	return done
+	return gateway.DropUnanswered(c.w.CloseWith(gateway.CloseFrame(d.Code, d.Reason)), c.nc)
 }
 
 // readUntilClosed completes the close handshake of a connection closed

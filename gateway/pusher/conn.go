@@ -382,13 +382,7 @@ func (c *conn) revoke(hub string) {
 // OnError closed it).
 func (c *conn) closeWith(code int, msg string) <-chan struct{} {
 	c.w.Enqueue(errorFrame(code, msg))
-	done := c.w.CloseWith(gateway.CloseFrame(code, msg))
-	go func() {
-		<-done
-		time.Sleep(gateway.CloseGrace)
-		gateway.Shutdown(c.nc)
-	}()
-	return done
+	return gateway.DropUnanswered(c.w.CloseWith(gateway.CloseFrame(code, msg)), c.nc)
 }
 
 // readUntilClosed completes the close handshake of a connection closed
