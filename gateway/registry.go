@@ -16,13 +16,13 @@ type Registry[C comparable] struct {
 	mu     sync.RWMutex
 	shut   bool
 	conns  map[string]C
-	users  map[string]map[string]C // user id → conn id → conn
-	userOf map[string]string       // conn id → user id
+	users  map[string]idSet  // user id → conn ids
+	userOf map[string]string // conn id → user id
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry[C comparable]() *Registry[C] {
-	return &Registry[C]{conns: map[string]C{}, users: map[string]map[string]C{}, userOf: map[string]string{}}
+	return &Registry[C]{conns: map[string]C{}, users: map[string]idSet{}, userOf: map[string]string{}}
 }
 
 // Described is a connection that tells the registry what to count and
@@ -133,25 +133,25 @@ func (r *Registry[C]) Remove(id string) {
 func (r *Registry[C]) SetUser(id, user string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c, ok := r.conns[id]
+	_, ok := r.conns[id]
 	r.unindexLocked(id)
 	if !ok || user == "" {
 		return
 	}
 	m := r.users[user]
-	if m == nil {
-		m = map[string]C{}
-		r.users[user] = m
-	}
-	m[id] = c
+	m.add(id)
+	r.users[user] = m
 	r.userOf[id] = user
 }
 
 func (r *Registry[C]) unindexLocked(id string) {
 	if u, ok := r.userOf[id]; ok {
-		delete(r.users[u], id)
-		if len(r.users[u]) == 0 {
+		m := r.users[u]
+		m.remove(id)
+		if m.len() == 0 {
 			delete(r.users, u)
+		} else {
+			r.users[u] = m
 		}
 		delete(r.userOf, id)
 	}
@@ -169,10 +169,13 @@ func (r *Registry[C]) Get(id string) (C, bool) {
 func (r *Registry[C]) ByUser(user string) []C {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	out := make([]C, 0, len(r.users[user]))
-	for _, c := range r.users[user] {
-		out = append(out, c)
-	}
+	m := r.users[user]
+	out := make([]C, 0, m.len())
+	m.each(func(id string) {
+		if c, ok := r.conns[id]; ok {
+			out = append(out, c)
+		}
+	})
 	return out
 }
 

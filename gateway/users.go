@@ -13,8 +13,8 @@ const DefaultMaxConnsPerUser = 100
 type UserConns struct {
 	mu    sync.Mutex
 	max   int
-	conns map[string]map[string]struct{} // user → conn ids
-	peers *Peers                         // nil on a single node
+	conns map[string]idSet // user → conn ids
+	peers *Peers           // nil on a single node
 }
 
 // NewUserConns returns a counter allowing max connections per user (zero
@@ -23,7 +23,7 @@ func NewUserConns(max int) *UserConns {
 	if max <= 0 {
 		max = DefaultMaxConnsPerUser
 	}
-	return &UserConns{max: max, conns: map[string]map[string]struct{}{}}
+	return &UserConns{max: max, conns: map[string]idSet{}}
 }
 
 // Acquire attributes connID to userID. It reports false, and records
@@ -37,21 +37,18 @@ func (u *UserConns) AcquireMax(userID, connID string, max int) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	cs := u.conns[userID]
-	if _, ok := cs[connID]; ok {
+	if cs.has(connID) {
 		return true
 	}
-	n := len(cs)
+	n := cs.len()
 	if u.peers != nil {
 		n += u.peers.remoteUserConns(userID)
 	}
 	if n >= max {
 		return false
 	}
-	if cs == nil {
-		cs = map[string]struct{}{}
-		u.conns[userID] = cs
-	}
-	cs[connID] = struct{}{}
+	cs.add(connID)
+	u.conns[userID] = cs
 	if u.peers != nil {
 		u.peers.userDelta(userID, 1)
 	}
@@ -62,14 +59,17 @@ func (u *UserConns) AcquireMax(userID, connID string, max int) bool {
 func (u *UserConns) Release(userID, connID string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if cs := u.conns[userID]; cs != nil {
-		if _, ok := cs[connID]; ok && u.peers != nil {
-			u.peers.userDelta(userID, -1)
-		}
-		delete(cs, connID)
-		if len(cs) == 0 {
-			delete(u.conns, userID)
-		}
+	cs, ok := u.conns[userID]
+	if !ok || !cs.remove(connID) {
+		return
+	}
+	if u.peers != nil {
+		u.peers.userDelta(userID, -1)
+	}
+	if cs.len() == 0 {
+		delete(u.conns, userID)
+	} else {
+		u.conns[userID] = cs
 	}
 }
 
@@ -77,7 +77,8 @@ func (u *UserConns) Release(userID, connID string) {
 func (u *UserConns) Count(userID string) int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	n := len(u.conns[userID])
+	cs := u.conns[userID]
+	n := cs.len()
 	if u.peers != nil {
 		n += u.peers.remoteUserConns(userID)
 	}
@@ -88,7 +89,7 @@ func (u *UserConns) Count(userID string) int {
 func (u *UserConns) snapshot() map[string]int {
 	out := make(map[string]int, len(u.conns))
 	for user, cs := range u.conns {
-		out[user] = len(cs)
+		out[user] = cs.len()
 	}
 	return out
 }
