@@ -40,7 +40,7 @@ type conn struct {
 	claims *domain.Claims // set once before run; read-only afterwards
 
 	mu     sync.Mutex
-	subs   map[string]*subscription // by identifier, as the client wrote it
+	subs   gateway.Named[*subscription] // by identifier, as the client wrote it
 	closed bool
 	// Token bucket for perform() client events.
 	tokens   float64
@@ -92,7 +92,7 @@ var _ gateway.Subscriber = (*subscription)(nil)
 const maxMessageSize = 64 << 10
 
 func newConn(a *Adapter, ws *websocket.Conn) *conn {
-	c := &conn{a: a, id: newConnID(), ws: ws, nc: ws.NetConn(), subs: map[string]*subscription{}}
+	c := &conn{a: a, id: newConnID(), ws: ws, nc: ws.NetConn()}
 	write, try := gateway.NetIO(c.nc, a.cfg.WriteTimeout)
 	c.w = gateway.NewWriter(gateway.WriterConfig{
 		Write:    write,
@@ -195,8 +195,8 @@ func (c *conn) handle(ctx context.Context, raw []byte) {
 
 func (c *conn) subscribe(ctx context.Context, identifier string) {
 	c.mu.Lock()
-	_, dup := c.subs[identifier]
-	n := len(c.subs)
+	_, dup := c.subs.Get(identifier)
+	n := c.subs.Len()
 	closed := c.closed
 	c.mu.Unlock()
 	if dup || closed {
@@ -233,11 +233,11 @@ func (c *conn) subscribe(ctx context.Context, identifier string) {
 		c.mu.Unlock()
 		return
 	}
-	if _, dup := c.subs[identifier]; dup {
+	if _, dup := c.subs.Get(identifier); dup {
 		c.mu.Unlock()
 		return
 	}
-	c.subs[identifier] = s
+	c.subs.Set(identifier, s)
 	// Queue the confirmation, then join the hub, with the writer held: the
 	// confirmation precedes any event, and leaves only once the
 	// subscription is in place. Both under c.mu, so a concurrent revoke
@@ -280,8 +280,7 @@ func rejectable(err error) bool {
 
 func (c *conn) unsubscribe(identifier string) {
 	c.mu.Lock()
-	s := c.subs[identifier]
-	delete(c.subs, identifier)
+	s, _ := c.subs.Delete(identifier)
 	c.mu.Unlock()
 	if s != nil {
 		s.leave(c.a.node.Hub)
@@ -294,7 +293,7 @@ func (c *conn) unsubscribe(identifier string) {
 // "client-<action>" too); the sender does not.
 func (c *conn) perform(identifier, data string) {
 	c.mu.Lock()
-	s := c.subs[identifier]
+	s, _ := c.subs.Get(identifier)
 	c.mu.Unlock()
 	if s == nil {
 		c.a.log.Debug("message for an unknown subscription", "conn", c.id)
@@ -358,11 +357,13 @@ func (c *conn) allowEvent(now time.Time) bool {
 func (c *conn) revoke(stream string) {
 	c.mu.Lock()
 	var drop []*subscription
-	for id, s := range c.subs {
+	for _, s := range c.subs.All() {
 		if s.streamsFrom(stream) {
 			drop = append(drop, s)
-			delete(c.subs, id)
 		}
+	}
+	for _, s := range drop {
+		c.subs.Delete(s.identifier)
 	}
 	c.mu.Unlock()
 	for _, s := range drop {
@@ -392,8 +393,7 @@ func (c *conn) reject(reason string, reconnect bool) {
 func (c *conn) cleanup() {
 	c.mu.Lock()
 	c.closed = true
-	subs := c.subs
-	c.subs = map[string]*subscription{}
+	subs := c.subs.Take()
 	c.mu.Unlock()
 	for _, s := range subs {
 		s.leave(c.a.node.Hub)

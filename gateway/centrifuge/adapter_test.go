@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -273,6 +274,35 @@ func TestTimersAndLimits(t *testing.T) {
 		c.send(map[string]any{"refresh": map[string]any{"token": e.userToken("4", time.Hour)}})
 		if code := c.closeCode(); code != 3500 {
 			t.Fatalf("close %d, want 3500", code)
+		}
+	})
+	t.Run("a refreshed connection outlives its first token", func(t *testing.T) {
+		// One timer serves pings and expiry (conn.armLocked): the first
+		// token's deadline must not close the connection once refreshed.
+		c := e.dial()
+		c.connect(e.userToken("6", 1500*time.Millisecond))
+		c.send(map[string]any{"refresh": map[string]any{"token": e.userToken("6", time.Hour)}})
+		refreshed := false
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			_ = c.ws.SetReadDeadline(deadline)
+			_, b, err := c.ws.ReadMessage()
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				break
+			}
+			if err != nil {
+				t.Fatalf("the connection ended after its refresh: %v", err)
+			}
+			switch {
+			case string(b) == "{}":
+				_ = c.ws.WriteMessage(websocket.TextMessage, []byte("{}"))
+			case strings.Contains(string(b), `"refresh"`):
+				refreshed = true
+			}
+		}
+		if !refreshed {
+			t.Fatal("no refresh reply")
 		}
 	})
 	t.Run("subscription limit 106, already subscribed 105, user connection limit 3504", func(t *testing.T) {

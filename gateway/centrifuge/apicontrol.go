@@ -272,10 +272,10 @@ func (a *Adapter) callInfo(_ context.Context, body json.RawMessage) (any, *proto
 		if c.ident != nil {
 			users[c.ident.user] = true
 		}
-		for name := range c.subs {
+		for name := range c.subs.All() {
 			channels[name] = true
 		}
-		subs += len(c.subs)
+		subs += c.subs.Len()
 		c.mu.Unlock()
 	}
 	name, _ := os.Hostname()
@@ -364,11 +364,5 @@ func (c *conn) serverRefresh(expired bool, expireAt int64) {
 		id.expires = time.Unix(expireAt, 0)
 	}
 	c.ident = &id
-	if c.expTimer != nil {
-		c.expTimer.Stop()
-		c.expTimer = nil
-	}
-	if !id.expires.IsZero() {
-		c.expTimer = time.AfterFunc(time.Until(id.expires)+c.a.cfg.ExpiredCloseDelay, c.checkExpired)
-	}
+	c.armLocked(time.Now())
 }

@@ -29,15 +29,19 @@ type conn struct {
 	nc net.Conn
 	w  *gateway.Writer
 
-	mu        sync.Mutex
-	ident     *identity // nil until connect succeeded
-	failed    bool      // a connect failed: no more commands (Centrifugo)
-	closed    bool
-	subs      map[string]*subscription // by client channel name
-	timer     *time.Timer              // stale → ping → pong → ping ...
-	phase     int                      // what the timer fires for
+	mu     sync.Mutex
+	ident  *identity // nil until connect succeeded
+	failed bool      // a connect failed: no more commands (Centrifugo)
+	closed bool
+	subs   gateway.Named[*subscription] // by client channel name
+	// One timer per connection drives both the phases (stale → ping →
+	// pong → ping ...) and the token's expiry: it fires at the earlier of
+	// phaseAt and the expiry's close deadline (armLocked). A second timer
+	// would be ≈ 110 bytes more of every idle connection.
+	timer     *time.Timer
+	phase     int       // what the timer fires for at phaseAt
+	phaseAt   time.Time // when the phase's action is due
 	pongSeen  bool
-	expTimer  *time.Timer
 	userTaken bool // holds a node.Users slot
 
 	stopped atomic.Bool // a command closed the connection: handle no more
@@ -51,7 +55,7 @@ const (
 )
 
 func newConn(a *Adapter, ws *websocket.Conn) *conn {
-	c := &conn{a: a, id: uuid.NewString(), ws: ws, nc: ws.NetConn(), subs: map[string]*subscription{}}
+	c := &conn{a: a, id: uuid.NewString(), ws: ws, nc: ws.NetConn()}
 	write, try := gateway.NetIO(c.nc, a.cfg.WriteTimeout)
 	c.w = gateway.NewWriter(gateway.WriterConfig{
 		Write:    write,
@@ -96,7 +100,7 @@ func (c *conn) authFailed(door gateway.Door, user, reason string) {
 // ended and been cleaned up.
 func (c *conn) run(ended func()) {
 	c.mu.Lock()
-	c.phase = phaseStale
+	c.phase, c.phaseAt = phaseStale, time.Now().Add(c.a.cfg.StaleDelay)
 	c.timer = time.AfterFunc(c.a.cfg.StaleDelay, c.onTimer)
 	c.mu.Unlock()
 	// centrifuge-js maps 1009 to "message size limit exceeded" and does not
@@ -244,12 +248,9 @@ func (c *conn) connect(id uint32, req *protocol.ConnectRequest) bool {
 	c.mu.Lock()
 	c.ident = ident
 	c.userTaken = true
-	c.phase = phasePing
 	c.a.conns.SetUser(c.id, ident.user)
-	c.timer.Reset(c.a.cfg.PingInterval)
-	if !ident.expires.IsZero() {
-		c.expTimer = time.AfterFunc(ident.expires.Sub(now)+c.a.cfg.ExpiredCloseDelay, c.checkExpired)
-	}
+	c.phase, c.phaseAt = phasePing, now.Add(c.a.cfg.PingInterval)
+	c.armLocked(now)
 	c.mu.Unlock()
 	res := &protocol.ConnectResult{
 		Client: c.id, Version: c.a.cfg.Version,
@@ -262,22 +263,24 @@ func (c *conn) connect(id uint32, req *protocol.ConnectRequest) bool {
 	return true
 }
 
-// checkExpired closes a connection whose token expired and was not
-// refreshed in time (3005: the client reconnects, gets 109, fetches a token).
-func (c *conn) checkExpired() {
-	c.mu.Lock()
-	if c.closed || c.ident == nil || c.ident.expires.IsZero() {
-		c.mu.Unlock()
-		return
+// expiredAt is when a connection whose token expired and was not
+// refreshed is closed (3005: the client reconnects, gets 109, fetches a
+// token); zero for a token without expiry. The caller holds mu.
+func (c *conn) expiredAt() time.Time {
+	if c.ident == nil || c.ident.expires.IsZero() {
+		return time.Time{}
 	}
-	left := time.Until(c.ident.expires.Add(c.a.cfg.ExpiredCloseDelay))
-	if left > 0 {
-		c.expTimer.Reset(left)
-		c.mu.Unlock()
-		return
+	return c.ident.expires.Add(c.a.cfg.ExpiredCloseDelay)
+}
+
+// armLocked sets the timer to the earlier of phaseAt and expiredAt. The
+// caller holds mu.
+func (c *conn) armLocked(now time.Time) {
+	next := c.phaseAt
+	if exp := c.expiredAt(); !exp.IsZero() && exp.Before(next) {
+		next = exp
 	}
-	c.mu.Unlock()
-	c.closeWith(DisconnectExpired)
+	c.timer.Reset(max(next.Sub(now), 0))
 }
 
 func (c *conn) refresh(id uint32, req *protocol.RefreshRequest) bool {
@@ -295,13 +298,7 @@ func (c *conn) refresh(id uint32, req *protocol.RefreshRequest) bool {
 	c.mu.Lock()
 	// Keep the grants of the new token: a refresh may narrow or widen them.
 	c.ident = ident
-	if c.expTimer != nil {
-		c.expTimer.Stop()
-		c.expTimer = nil
-	}
-	if !ident.expires.IsZero() {
-		c.expTimer = time.AfterFunc(ident.expires.Sub(now)+c.a.cfg.ExpiredCloseDelay, c.checkExpired)
-	}
+	c.armLocked(now)
 	c.mu.Unlock()
 	res := &protocol.RefreshResult{Client: c.id, Version: c.a.cfg.Version}
 	if ttl := ident.ttl(now); ttl > 0 {
@@ -312,10 +309,23 @@ func (c *conn) refresh(id uint32, req *protocol.RefreshRequest) bool {
 }
 
 // onTimer drives the connection's single timer: close a socket that never
-// connected, send pings, and close a client that does not answer them.
+// connected, send pings, close a client that does not answer them, and
+// close a connection whose token expired.
 func (c *conn) onTimer() {
+	now := time.Now()
 	c.mu.Lock()
 	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if exp := c.expiredAt(); !exp.IsZero() && !now.Before(exp) {
+		c.mu.Unlock()
+		c.closeWith(DisconnectExpired)
+		return
+	}
+	if now.Before(c.phaseAt) {
+		// Fired for an expiry that a refresh has moved since.
+		c.armLocked(now)
 		c.mu.Unlock()
 		return
 	}
@@ -326,8 +336,8 @@ func (c *conn) onTimer() {
 		return
 	case phasePing:
 		c.pongSeen = false
-		c.phase = phasePong
-		c.timer.Reset(c.a.cfg.PongTimeout)
+		c.phase, c.phaseAt = phasePong, now.Add(c.a.cfg.PongTimeout)
+		c.armLocked(now)
 		c.mu.Unlock()
 		c.w.Enqueue(gateway.TextFrame(pingFrame))
 		return
@@ -337,8 +347,8 @@ func (c *conn) onTimer() {
 			c.closeWith(DisconnectNoPong)
 			return
 		}
-		c.phase = phasePing
-		c.timer.Reset(c.a.cfg.PingInterval - c.a.cfg.PongTimeout)
+		c.phase, c.phaseAt = phasePing, now.Add(c.a.cfg.PingInterval-c.a.cfg.PongTimeout)
+		c.armLocked(now)
 	}
 	c.mu.Unlock()
 }
@@ -402,6 +412,9 @@ type joinRequest struct {
 // stream offset the result covers. The caller sends the result and then
 // calls joined. On error nothing is left subscribed.
 func (c *conn) join(ch channel, req joinRequest) (*protocol.SubscribeResult, *subscription, uint64, *protocol.Error) {
+	// Interned names: every subscriber of a channel shares one copy (idle
+	// memory per connection, BENCHMARKS.md "Session 10").
+	ch.name, ch.hub = gateway.Intern(ch.name), gateway.Intern(ch.hub)
 	s := &subscription{c: c, ch: ch, buffering: true}
 	c.mu.Lock()
 	if c.closed {
@@ -410,15 +423,15 @@ func (c *conn) join(ch channel, req joinRequest) (*protocol.SubscribeResult, *su
 		c.mu.Unlock()
 		return nil, nil, 0, errNotAvailable
 	}
-	if _, dup := c.subs[ch.name]; dup {
+	if _, dup := c.subs.Get(ch.name); dup {
 		c.mu.Unlock()
 		return nil, nil, 0, errAlreadySubscribed
 	}
-	if len(c.subs) >= c.a.cfg.MaxSubscriptions {
+	if c.subs.Len() >= c.a.cfg.MaxSubscriptions {
 		c.mu.Unlock()
 		return nil, nil, 0, errLimitExceeded
 	}
-	c.subs[ch.name] = s
+	c.subs.Set(ch.name, s)
 	c.mu.Unlock()
 	c.a.node.Occupancy.Add(occupancyKey(ch), +1)
 
@@ -490,7 +503,8 @@ func (c *conn) joined(s *subscription, last uint64, ident *identity, grant *subG
 		// must then either not join or be seen joined.
 		s.mu.Lock()
 		c.mu.Lock()
-		gone := c.closed || c.subs[ch.name] != s
+		cur, _ := c.subs.Get(ch.name)
+		gone := c.closed || cur != s
 		c.mu.Unlock()
 		if gone {
 			s.mu.Unlock()
@@ -519,7 +533,7 @@ func (c *conn) canSubscribe(ident *identity, ch channel) *protocol.Error {
 		if grantsChannel(ident.channels, ch.name) {
 			return nil
 		}
-		err := c.a.node.Auth.CanRead(context.Background(), ident.claims, ch.hub)
+		err := c.a.node.Auth.CanRead(context.Background(), ident.claims(), ch.hub)
 		if err == nil {
 			return nil
 		}
@@ -529,7 +543,7 @@ func (c *conn) canSubscribe(ident *identity, ch channel) *protocol.Error {
 		c.a.log.Error("channel authorization", "channel", ch.name, "err", err)
 		return errInternal
 	}
-	if ident.claims.PubSub == nil && ch.allowedByConfig(ident.user, ident.channels) {
+	if ident.pubsub == nil && ch.allowedByConfig(ident.user, ident.channels) {
 		return nil
 	}
 	return errPermissionDenied
@@ -537,7 +551,7 @@ func (c *conn) canSubscribe(ident *identity, ch channel) *protocol.Error {
 
 func (c *conn) unsubscribe(name string) {
 	c.mu.Lock()
-	s := c.subs[name]
+	s, _ := c.subs.Get(name)
 	c.mu.Unlock()
 	if s != nil {
 		c.dropSub(s)
@@ -547,9 +561,10 @@ func (c *conn) unsubscribe(name string) {
 // dropSub removes s from the connection, the hub and presence.
 func (c *conn) dropSub(s *subscription) {
 	c.mu.Lock()
-	mine := c.subs[s.ch.name] == s
+	cur, _ := c.subs.Get(s.ch.name)
+	mine := cur == s
 	if mine {
-		delete(c.subs, s.ch.name)
+		c.subs.Delete(s.ch.name)
 	}
 	c.mu.Unlock()
 	if mine {
@@ -574,7 +589,8 @@ func (c *conn) dropSub(s *subscription) {
 func (c *conn) subscribed(name string) *subscription {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.subs[name]
+	s, _ := c.subs.Get(name)
+	return s
 }
 
 func (c *conn) presence(id uint32, name string) {
@@ -717,7 +733,7 @@ func (c *conn) publish(id uint32, req *protocol.PublishRequest) {
 // "data": ...}, and at most RoomPublishRate per second per participant on
 // this node (all its connections together).
 func (c *conn) roomPublish(ident *identity, ch channel, data []byte) *protocol.Error {
-	if err := c.a.node.Auth.CanPublish(ident.claims, ch.hub); err != nil {
+	if err := c.a.node.Auth.CanPublish(ident.claims(), ch.hub); err != nil {
 		return &protocol.Error{Code: errPermissionDenied.Code, Message: "permission denied: " + err.Error()}
 	}
 	if max := c.a.cfg.RoomMaxPayload; len(data) > max {
@@ -730,7 +746,7 @@ func (c *conn) roomPublish(ident *identity, ch channel, data []byte) *protocol.E
 	if json.Unmarshal(data, &ev) != nil || ev.Type == "" || len(ev.Type) > 200 {
 		return &protocol.Error{Code: errBadRequest.Code, Message: `bad request: room publications are {"type": event name (1 to 200 characters), "data": ...}`}
 	}
-	r := ident.claims.PubSub
+	r := ident.pubsub
 	if !c.a.roomRate.Allow(r.Organization+"/"+r.Event+"/"+r.Session+"/"+ident.user, time.Now()) {
 		return &protocol.Error{Code: 111, Message: fmt.Sprintf("too many requests: at most %d publishes per second per participant", c.a.cfg.RoomPublishRate)}
 	}
@@ -767,7 +783,7 @@ func (c *conn) subRefresh(id uint32, req *protocol.SubRefreshRequest) bool {
 func (c *conn) revoke(hub string) {
 	c.mu.Lock()
 	var drop []*subscription
-	for _, s := range c.subs {
+	for _, s := range c.subs.All() {
 		if s.ch.hub == hub {
 			drop = append(drop, s)
 		}
@@ -799,13 +815,7 @@ func (c *conn) cleanup() {
 	if c.timer != nil {
 		c.timer.Stop()
 	}
-	if c.expTimer != nil {
-		c.expTimer.Stop()
-	}
-	subs := make([]*subscription, 0, len(c.subs))
-	for _, s := range c.subs {
-		subs = append(subs, s)
-	}
+	subs := c.subs.Values()
 	user, taken := "", c.userTaken
 	if c.ident != nil {
 		user = c.ident.user

@@ -187,8 +187,8 @@ type channel struct {
 	name      string // as the client spells it
 	hub       string // hub channel
 	canonical bool
-	ns        *Namespace // nil for canonical channels
-	opts      ChannelOptions
+	ns        *Namespace      // nil for canonical channels
+	opts      *ChannelOptions // shared with the configuration: never changed
 }
 
 // hubPrefix scopes namespace channels on the hub, so they can never collide
@@ -224,7 +224,7 @@ func (r *resolver) resolve(name string) (channel, *protocol.Error) {
 		}
 	}
 	if gateway.IsCanonical(name) {
-		return channel{name: name, hub: name, canonical: true, opts: r.canonical}, nil
+		return channel{name: name, hub: name, canonical: true, opts: &r.canonical}, nil
 	}
 	nsName, rest, ok := strings.Cut(name, ":")
 	if !ok || rest == "" {
@@ -234,7 +234,7 @@ func (r *resolver) resolve(name string) (channel, *protocol.Error) {
 	if ns == nil {
 		return channel{}, errUnknownChannel
 	}
-	return channel{name: name, hub: hubPrefix + name, ns: ns, opts: ns.ChannelOptions}, nil
+	return channel{name: name, hub: hubPrefix + name, ns: ns, opts: &ns.ChannelOptions}, nil
 }
 
 // historyOptions is the History's view of the configuration, by hub channel.

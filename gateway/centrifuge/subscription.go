@@ -23,10 +23,10 @@ type subscription struct {
 
 	mu        sync.Mutex
 	buffering bool // subscribe reply not sent yet: hold live messages
-	buf       []*gateway.Message
 	overflow  bool
+	present   bool // joined presence
+	buf       []*gateway.Message
 	covered   uint64 // stream offset the subscribe reply reached
-	present   bool   // joined presence
 	expires   time.Time
 	expTimer  *time.Timer
 }

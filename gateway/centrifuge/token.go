@@ -18,8 +18,21 @@ type identity struct {
 	user     string
 	expires  time.Time // when the connection's token expires (every token has exp, see domain.Signer)
 	info     json.RawMessage
-	channels []string       // the `channels` claim: channels granted on top of the config
-	claims   *domain.Claims // for gateway.Authorizer on canonical channels
+	channels []string // the `channels` claim: channels granted on top of the config
+	// The claims gateway.Authorizer reads on canonical channels, kept as
+	// fields: a whole domain.Claims (jwt's registered claims included) is
+	// ≈ 110 bytes more of every connection (BENCHMARKS.md, "Session 10").
+	name     string
+	projects []string
+	admin    bool
+	pubsub   *domain.PubSubRoom
+}
+
+// claims are the token's claims as gateway.Authorizer takes them.
+func (id *identity) claims() *domain.Claims {
+	c := &domain.Claims{Name: id.name, Projects: id.projects, Admin: id.admin, PubSub: id.pubsub}
+	c.Subject = id.user
+	return c
 }
 
 // ttl is the whole seconds until expiry, at least 1 (0 for no expiry).
@@ -53,23 +66,22 @@ func verifyConnToken(s *domain.Signer, token string) (*identity, error) {
 	if sub == "" {
 		return nil, fmt.Errorf("%w: no sub", domain.ErrInvalidToken)
 	}
-	id := &identity{user: sub, claims: &domain.Claims{}}
-	id.claims.Subject = sub
+	id := &identity{user: sub}
 	if exp, err := m.GetExpirationTime(); err == nil && exp != nil {
 		id.expires = exp.Time
 	}
 	name, _ := m["name"].(string)
-	id.claims.Name = name
-	id.claims.Projects = stringList(m["projects"])
-	id.claims.Admin, _ = m["admin"].(bool)
+	id.name = name
+	id.projects = stringList(m["projects"])
+	id.admin, _ = m["admin"].(bool)
 	id.channels = stringList(m["channels"])
 	if room, ok := m["pubsub"]; ok {
 		// A PubSub room token (domain/pubsub.go): the room's channels
 		// only, whatever else it claims.
-		if id.claims.PubSub, err = pubsubRoom(room); err != nil {
+		if id.pubsub, err = pubsubRoom(room); err != nil {
 			return nil, err
 		}
-		id.claims.Projects, id.claims.Admin, id.channels = nil, false, nil
+		id.projects, id.admin, id.channels = nil, false, nil
 	}
 	switch info := m["info"]; {
 	case info != nil:

@@ -46,7 +46,7 @@ func (c *conn) clientEvent(f inFrame) {
 		return
 	}
 	c.mu.Lock()
-	s := c.subs[f.Channel]
+	s, _ := c.subs.Get(f.Channel)
 	c.mu.Unlock()
 	if s == nil {
 		reject(CodeClientEvent, "Client event rejected - not subscribed to "+truncate(f.Channel, 200))
@@ -100,5 +100,8 @@ func clientEventsAllowed(name string) bool {
 func (c *conn) allowClientEvent(now time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.sent == nil {
+		c.sent = &gateway.Window{} // only connections that send client events have one
+	}
 	return c.sent.Allow(c.app.ClientEventsPerSecond, now)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,28 +30,30 @@ type conn struct {
 
 	lastSeen atomic.Int64 // unix nanos of the last frame received
 	pinged   atomic.Bool
-	timer    *time.Timer
 	// appSlot is set while the connection counts towards its app's
 	// max_connections (see acquireAppSlot).
 	appSlot atomic.Bool
+	timer   *time.Timer
 
 	mu   sync.Mutex
-	subs map[string]*subscription // by Pusher channel name
+	subs gateway.Named[*subscription] // by Pusher channel name
 	// authUsers: hub channel → user id, recorded by the auth endpoint.
-	authUsers map[string]string
 	// userKeys are the gateway.UserConns keys this connection holds.
-	userKeys map[string]struct{}
+	// Slices, not maps: a connection has a handful of each, and a map's
+	// smallest table is ≈ 250 bytes of every idle connection.
+	authUsers []authGrant
+	userKeys  []string
 	// signedIn is the user id of a successful pusher:signin.
 	signedIn string
 	// sent is the per-connection client event rate limit.
-	sent   gateway.Window
-	closed bool
+	sent       *gateway.Window
+	closed     bool
+	authorized bool // see authTimer
 	// authTimer closes the connection with 4009 when the app enables user
 	// authentication and the connection has neither signed in nor
 	// subscribed to a private/presence channel in time; authorized is set
 	// once it has.
-	authTimer  *time.Timer
-	authorized bool
+	authTimer *time.Timer
 }
 
 // subscription is the hub Subscriber for one channel of one connection.
@@ -119,7 +122,7 @@ var _ gateway.MultiSubscriber = (*subscription)(nil)
 const maxMessageSize = 128 << 10
 
 func newConn(a *Adapter, app *App, ws *websocket.Conn) *conn {
-	c := &conn{a: a, app: app, id: newSocketID(), ws: ws, nc: ws.NetConn(), subs: map[string]*subscription{}}
+	c := &conn{a: a, app: app, id: newSocketID(), ws: ws, nc: ws.NetConn()}
 	write, try := gateway.NetIO(c.nc, a.cfg.WriteTimeout)
 	c.w = gateway.NewWriter(gateway.WriterConfig{
 		Write:    write,
@@ -311,21 +314,38 @@ func decodeData(raw json.RawMessage, v any) error {
 	return json.Unmarshal(raw, v)
 }
 
+// authGrant is a hub channel the auth endpoint signed for user.
+type authGrant struct{ hub, user string }
+
 // authorize records that the auth endpoint signed hub channel for user.
 func (c *conn) authorize(hub, user string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.authUsers == nil {
-		c.authUsers = map[string]string{}
+	if i := c.grantLocked(hub); i >= 0 {
+		c.authUsers[i].user = user
+		return
 	}
-	c.authUsers[hub] = user
+	// Interned: the auth request's channel name is not kept per connection.
+	c.authUsers = append(c.authUsers, authGrant{hub: gateway.Intern(hub), user: user})
+}
+
+// grantLocked is the index of hub's grant in authUsers, or -1.
+func (c *conn) grantLocked(hub string) int {
+	return slices.IndexFunc(c.authUsers, func(g authGrant) bool { return g.hub == hub })
 }
 
 func (c *conn) userFor(hub string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.authUsers[hub]
+	if i := c.grantLocked(hub); i >= 0 {
+		return c.authUsers[i].user
+	}
+	return ""
 }
+
+// holdsUserKey reports whether this connection counts towards the
+// gateway.UserConns key. The caller holds mu.
+func (c *conn) holdsUserKey(key string) bool { return slices.Contains(c.userKeys, key) }
 
 // acquireUser attributes this connection to user for the per-user
 // connection limit. It reports false (and tells the client with 4004) when
@@ -333,7 +353,7 @@ func (c *conn) userFor(hub string) string {
 func (c *conn) acquireUser(user string) bool {
 	key := c.a.userKey(c.app, user)
 	c.mu.Lock()
-	if _, held := c.userKeys[key]; held {
+	if c.holdsUserKey(key) {
 		c.mu.Unlock()
 		return true
 	}
@@ -349,10 +369,9 @@ func (c *conn) acquireUser(user string) bool {
 		c.a.node.Users.Release(key, c.id)
 		return false
 	}
-	if c.userKeys == nil {
-		c.userKeys = map[string]struct{}{}
+	if !c.holdsUserKey(key) {
+		c.userKeys = append(c.userKeys, key)
 	}
-	c.userKeys[key] = struct{}{}
 	c.mu.Unlock()
 	return true
 }
@@ -362,12 +381,14 @@ func (c *conn) acquireUser(user string) bool {
 func (c *conn) revoke(hub string) {
 	c.mu.Lock()
 	var drop []*subscription
-	for _, s := range c.subs {
+	for _, s := range c.subs.All() {
 		if s.hub == hub {
 			drop = append(drop, s)
 		}
 	}
-	delete(c.authUsers, hub)
+	if i := c.grantLocked(hub); i >= 0 {
+		c.authUsers = slices.Delete(c.authUsers, i, i+1)
+	}
 	c.mu.Unlock()
 	for _, s := range drop {
 		c.unsubscribe(s.name)
@@ -412,9 +433,9 @@ func (c *conn) user() string {
 	if c.signedIn != "" {
 		return c.signedIn
 	}
-	for _, u := range c.authUsers {
-		if u != "" {
-			return u
+	for _, g := range c.authUsers {
+		if g.user != "" {
+			return g.user
 		}
 	}
 	return ""
@@ -429,10 +450,7 @@ func (c *conn) cleanup() {
 	if c.authTimer != nil {
 		c.authTimer.Stop()
 	}
-	names := make([]string, 0, len(c.subs))
-	for name := range c.subs {
-		names = append(names, name)
-	}
+	names := c.subs.Names()
 	c.mu.Unlock()
 	// Unsubscribe one by one so presence members leave (member_removed)
 	// and subscription counts drop, as for an explicit unsubscribe.
@@ -443,7 +461,7 @@ func (c *conn) cleanup() {
 	keys := c.userKeys
 	c.userKeys = nil
 	c.mu.Unlock()
-	for k := range keys {
+	for _, k := range keys {
 		c.a.node.Users.Release(k, c.id)
 	}
 	c.releaseAppSlot()

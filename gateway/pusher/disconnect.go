@@ -27,7 +27,7 @@ func (a *Adapter) DisconnectUser(d gateway.UserDisconnect) int {
 			continue
 		}
 		c.mu.Lock()
-		_, mine := c.userKeys[d.User]
+		mine := c.holdsUserKey(d.User)
 		closed := c.closed
 		c.mu.Unlock()
 		if mine && !closed {

@@ -63,7 +63,7 @@ func (c *conn) subscribe(d subscribeData) {
 		c.mu.Unlock()
 		return
 	}
-	if old, dup := c.subs[name]; dup {
+	if old, dup := c.subs.Get(name); dup {
 		c.mu.Unlock()
 		// pusher-js resubscribes after reconnects; answer again, subscribe once.
 		data := "{}"
@@ -73,7 +73,7 @@ func (c *conn) subscribe(d subscribeData) {
 		c.w.Enqueue(succeededFrame(name, data))
 		return
 	}
-	if len(c.subs) >= c.app.MaxSubscriptionsPerConnection {
+	if c.subs.Len() >= c.app.MaxSubscriptionsPerConnection {
 		c.mu.Unlock()
 		c.w.Enqueue(subscriptionErrorFrame(name, "LimitReached",
 			"The maximum of "+itoa(c.app.MaxSubscriptionsPerConnection)+" subscriptions per connection was reached", CodeOverCapacity))
@@ -95,17 +95,22 @@ func (c *conn) subscribe(d subscribeData) {
 		}
 	}
 
-	s := &subscription{c: c, name: name, hub: hub, key: unique.Make("pusher:" + name), info: info, member: member}
+	// Interned names: every subscriber of a channel shares one copy instead
+	// of keeping the one its subscribe frame was decoded into (idle memory
+	// per connection, BENCHMARKS.md "Session 10").
+	key := unique.Make("pusher:" + name)
+	name, hub = key.Value()[len("pusher:"):], unique.Make(hub).Value()
+	s := &subscription{c: c, name: name, hub: hub, key: key, info: info, member: member}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return
 	}
-	if _, dup := c.subs[name]; dup {
+	if _, dup := c.subs.Get(name); dup {
 		c.mu.Unlock()
 		return
 	}
-	c.subs[name] = s
+	c.subs.Set(name, s)
 	c.mu.Unlock()
 	if info.private {
 		c.markAuthorized()
@@ -152,8 +157,7 @@ func memberJSON(m gateway.Member) map[string]any {
 // leaving announces member_removed to the others.
 func (c *conn) unsubscribe(name string) {
 	c.mu.Lock()
-	s := c.subs[name]
-	delete(c.subs, name)
+	s, _ := c.subs.Delete(name)
 	c.mu.Unlock()
 	if s == nil {
 		return
