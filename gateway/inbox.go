@@ -44,7 +44,9 @@ func (b *Inbox) run(idle chan struct{}) {
 		b.mu.Lock()
 		if len(b.queue) == 0 {
 			b.running = false
-			b.queue = nil // an idle connection keeps no buffer
+			// An idle connection keeps no buffer, nor the channel (96
+			// bytes; Wait and Push read it only while running).
+			b.queue, b.idle = nil, nil
 			b.mu.Unlock()
 			return
 		}

@@ -153,25 +153,46 @@ func (p *poller) remove(pc *pollConn) {
 // pollConn is one connection's read state. Apart from lastRead and
 // timedOut it is touched only by its current owner (see above).
 type pollConn struct {
-	p   *poller
-	id  int32
-	rc  syscall.RawConn
-	nc  net.Conn
-	w   *Writer
-	cfg ReadConfig
-	in  *Inbox
-
-	parser  frameParser
-	pending []byte // bytes of an incomplete frame
-	blocked []byte // a message the full Inbox has not taken yet
-	stop    bool   // Stopped said so
-	bigSeen bool   // a message was too big: lingering
-	endErr  error
-	linger  *time.Timer
-
+	p        *poller
+	id       int32
+	timedOut atomic.Bool
+	stop     bool // Stopped said so
+	bigSeen  bool // a message was too big: lingering
+	rc       syscall.RawConn
+	nc       net.Conn
+	w        *Writer
+	cfg      ReadConfig
+	in       *Inbox
+	parser   frameParser
+	x        *pollExtra // nil until needed
 	idle     *time.Timer
 	lastRead atomic.Int64
-	timedOut atomic.Bool
+}
+
+// pollExtra is the read state an idle connection does not need, allocated
+// the first time it is: pollConn is then 240 bytes instead of 320 of every
+// idle connection (BENCHMARKS.md, "Session 10").
+type pollExtra struct {
+	pending []byte // bytes of an incomplete frame
+	blocked []byte // a message the full Inbox has not taken yet
+	endErr  error
+	linger  *time.Timer
+}
+
+func (pc *pollConn) extra() *pollExtra {
+	if pc.x == nil {
+		pc.x = &pollExtra{}
+	}
+	return pc.x
+}
+
+// endErr is how the client ended the connection (its close frame, a
+// protocol error), if it did.
+func (pc *pollConn) endErr() error {
+	if pc.x == nil {
+		return nil
+	}
+	return pc.x.endErr
 }
 
 func servePolled(ws *websocket.Conn, w *Writer, cfg ReadConfig, in *Inbox) bool {
@@ -235,7 +256,7 @@ func (pc *pollConn) readable() {
 			}
 			switch pc.consume(buf[:n]) {
 			case feedStop:
-				pc.finish(pc.endErr)
+				pc.finish(pc.endErr())
 				return
 			case feedPause:
 				go pc.resume()
@@ -271,18 +292,20 @@ func (pc *pollConn) rearm() {
 // (the poller's buffer): an incomplete frame is copied out.
 func (pc *pollConn) consume(b []byte) feedStatus {
 	data, own := b, false
-	if len(pc.pending) > 0 {
-		pc.pending = append(pc.pending, b...)
-		data, own = pc.pending, true
+	if pc.x != nil && len(pc.x.pending) > 0 {
+		pc.x.pending = append(pc.x.pending, b...)
+		data, own = pc.x.pending, true
 	}
 	n, st := pc.parser.feed(data, pc)
 	switch rest := data[n:]; {
 	case len(rest) == 0:
-		pc.pending = nil
+		if pc.x != nil {
+			pc.x.pending = nil
+		}
 	case own:
-		pc.pending = append(pc.pending[:0], rest...)
+		pc.x.pending = append(pc.x.pending[:0], rest...)
 	default:
-		pc.pending = append([]byte(nil), rest...)
+		pc.extra().pending = append([]byte(nil), rest...)
 	}
 	if pc.stop {
 		return feedStop
@@ -295,15 +318,15 @@ func (pc *pollConn) consume(b []byte) feedStatus {
 // back to the poller.
 func (pc *pollConn) resume() {
 	for {
-		if pc.blocked != nil {
-			pc.in.Push(pc.blocked)
-			pc.blocked = nil
+		if x := pc.x; x != nil && x.blocked != nil {
+			pc.in.Push(x.blocked)
+			x.blocked = nil
 		}
 		switch pc.consume(nil) {
 		case feedPause:
 			continue
 		case feedStop:
-			pc.finish(pc.endErr)
+			pc.finish(pc.endErr())
 			return
 		}
 		pc.rearm()
@@ -318,15 +341,15 @@ func (pc *pollConn) finish(err error) {
 	if pc.idle != nil {
 		pc.idle.Stop()
 	}
-	if pc.linger != nil {
-		pc.linger.Stop()
+	if pc.x != nil && pc.x.linger != nil {
+		pc.x.linger.Stop()
 	}
 	if pc.bigSeen {
 		err = ErrMessageTooBig
 	} else {
 		pc.w.noteReadEnd(err)
 	}
-	pc.pending, pc.blocked, pc.parser.msg = nil, nil, nil
+	pc.x, pc.parser.msg = nil, nil
 	go func() {
 		pc.in.Wait()
 		pc.cfg.OnEnd(err)
@@ -361,7 +384,7 @@ func (pc *pollConn) message(data []byte) bool {
 	}
 	msg := append([]byte(nil), data...) // data is the poller's buffer
 	if !pc.in.TryPush(msg) {
-		pc.blocked = msg
+		pc.extra().blocked = msg
 		return false
 	}
 	return true
@@ -376,12 +399,12 @@ func (pc *pollConn) pong() { pc.activity() }
 
 func (pc *pollConn) closed(code int, text string) {
 	_ = EchoClose(pc.w)(code, text)
-	pc.endErr = &websocket.CloseError{Code: code, Text: text}
+	pc.extra().endErr = &websocket.CloseError{Code: code, Text: text}
 }
 
 func (pc *pollConn) protocolError(reason string) {
 	pc.w.CloseWith(CloseFrame(websocket.CloseProtocolError, reason))
-	pc.endErr = errors.New("websocket: " + reason)
+	pc.extra().endErr = errors.New("websocket: " + reason)
 }
 
 // tooBig answers with 1009 and lingers (see Linger): the parser discards
@@ -391,7 +414,7 @@ func (pc *pollConn) tooBig() {
 	pc.bigSeen = true
 	pc.w.CloseWith(CloseFrame(CloseTooBig, pc.cfg.TooBig))
 	nc := pc.nc
-	pc.linger = time.AfterFunc(lingerTimeout, func() { Shutdown(nc) })
+	pc.extra().linger = time.AfterFunc(lingerTimeout, func() { Shutdown(nc) })
 }
 
 // shutdownFD shuts c down both ways (see Shutdown); false when c has no

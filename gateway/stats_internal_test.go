@@ -109,7 +109,7 @@ func TestWriterEnd(t *testing.T) {
 		}, End{Code: CloseAbnormal, Reason: "read: unexpected EOF", ByClient: true}},
 		{"write failed", func(w *Writer) {
 			w.Enqueue(TextFrame([]byte("x")))
-			<-w.done
+			<-w.CloseWith(nil) // done once the failed write ended the writer
 		}, End{Code: CloseAbnormal, Reason: "write: broken pipe"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
