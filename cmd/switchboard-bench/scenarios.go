@@ -487,6 +487,28 @@ func (r *runner) idle(ctx context.Context) error {
 	return nil
 }
 
+// idleSettleMax bounds how long the idle scenario waits for a server's RSS
+// to settle after its GC.
+const idleSettleMax = 20 * time.Second
+
+// waitRSSSettled returns once pid's RSS has changed by less than 1 % over
+// two seconds, or after limit.
+func waitRSSSettled(pid int, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	prev, _ := load.ReadProc(pid)
+	for time.Now().Before(deadline) {
+		time.Sleep(2 * time.Second)
+		cur, err := load.ReadProc(pid)
+		if err != nil {
+			return
+		}
+		if d := prev.RSS - cur.RSS; max(d, -d) < prev.RSS/100 {
+			return
+		}
+		prev = cur
+	}
+}
+
 // idleFDMargin is the descriptors a process needs besides its connections.
 const idleFDMargin = 200
 
@@ -511,10 +533,18 @@ func (r *runner) idleOne(ctx context.Context, c contender, conns int) error {
 	// Both servers run a GC here (/debug/pprof/heap?gc=1), as any Go
 	// server does within 2 minutes (forced GC period) of going idle: it
 	// shrinks the goroutine stacks grown while connecting, so RSS shows
-	// the steady idle cost rather than the connect burst.
+	// the steady idle cost rather than the connect burst. The runtime then
+	// returns the freed memory to the system over the next seconds (its
+	// background scavenger), so RSS is read once it has settled: the
+	// reading 2 s after the GC, which earlier runs reported, is kept in
+	// the note.
+	var early int64
 	if r.o.idleGC {
 		srv.gc()
 		time.Sleep(2 * time.Second)
+		p, _ := load.ReadProc(srv.pid())
+		early = p.RSS
+		waitRSSSettled(srv.pid(), idleSettleMax)
 	}
 	u := m.Stop()
 	after, _ := load.ReadProc(srv.pid())
@@ -532,6 +562,10 @@ func (r *runner) idleOne(ctx context.Context, c contender, conns int) error {
 	}
 	x.note = append(x.note, fmt.Sprintf("RSS/conn %.1f KB (base %.0f MB → %.0f MB); %s; connected in %s",
 		x.rssPerConn/1024, mb(base.RSS), mb(after.RSS), gs, connectTime.Round(100*time.Millisecond)))
+	if early > base.RSS && n > 0 {
+		x.note = append(x.note, fmt.Sprintf("2 s after the GC, before the runtime returned freed memory: %.1f KB/conn",
+			float64(early-base.RSS)/float64(n)/1024))
+	}
 	if derr != nil {
 		x.note = append(x.note, "connect errors: "+trim(derr.Error(), 100))
 	}
