@@ -79,38 +79,52 @@ const maxJoinedWrite = 4 << 10
 // server CPU in the fan-out profile, see BENCHMARKS.md). TryWrite never
 // waits, so it needs no deadline: what it cannot write goes to Write.
 func NetIO(c net.Conn, timeout time.Duration) (write func([][]byte) error, try func([]byte) (int, error)) {
-	var deadline time.Time
-	arm := func() {
-		if timeout > 0 {
-			if now := time.Now(); deadline.Sub(now) < timeout*3/4 {
-				deadline = now.Add(timeout)
-				_ = c.SetWriteDeadline(deadline)
-			}
+	io := &netIO{c: c, timeout: timeout}
+	if io.rawInit() {
+		try = io.try
+	}
+	return io.write, try
+}
+
+// netIO is one connection's NetIO: a struct rather than closures so a
+// TryWrite allocates nothing (see rawInit), and the state is one object of
+// every connection.
+type netIO struct {
+	c        net.Conn
+	timeout  time.Duration
+	deadline time.Time
+	raw      rawIO // the non-blocking write's state (wsframe_unix.go)
+}
+
+// arm moves the write deadline (see NetIO for when).
+func (io *netIO) arm() {
+	if io.timeout > 0 {
+		if now := time.Now(); io.deadline.Sub(now) < io.timeout*3/4 {
+			io.deadline = now.Add(io.timeout)
+			_ = io.c.SetWriteDeadline(io.deadline)
 		}
 	}
-	write = func(frames [][]byte) error {
-		arm()
-		// A small batch goes out as one write of a joined copy: writev
-		// makes the descriptor keep its iovec array for good (≈ 40 bytes
-		// of every connection that ever had a batch, BENCHMARKS.md
-		// "Session 10"), and copying a few KB costs less than the syscall.
-		if len(frames) == 1 {
-			_, err := c.Write(frames[0])
-			return err
-		}
-		if queuedBytes(frames) <= maxJoinedWrite {
-			bp, buf := joinFrames(frames)
-			_, err := c.Write(buf)
-			*bp = buf[:0]
-			catPool.Put(bp)
-			return err
-		}
-		bufs := net.Buffers(frames)
-		_, err := bufs.WriteTo(c)
+}
+
+func (io *netIO) write(frames [][]byte) error {
+	io.arm()
+	c := io.c
+	// A small batch goes out as one write of a joined copy: writev
+	// makes the descriptor keep its iovec array for good (≈ 40 bytes
+	// of every connection that ever had a batch, BENCHMARKS.md
+	// "Session 10"), and copying a few KB costs less than the syscall.
+	if len(frames) == 1 {
+		_, err := c.Write(frames[0])
 		return err
 	}
-	if raw := rawWriter(c); raw != nil {
-		try = raw
+	if queuedBytes(frames) <= maxJoinedWrite {
+		bp, buf := joinFrames(frames)
+		_, err := c.Write(buf)
+		*bp = buf[:0]
+		catPool.Put(bp)
+		return err
 	}
-	return write, try
+	bufs := net.Buffers(frames)
+	_, err := bufs.WriteTo(c)
+	return err
 }
