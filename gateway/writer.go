@@ -364,11 +364,19 @@ func joinFrames(frames [][]byte) (*[]byte, []byte) {
 // of it (otherwise its tail is queued and still referenced).
 func (w *Writer) inlineJoined(bp *[]byte, buf []byte) (ok bool) {
 	ok, all := w.inline(buf)
-	if all && cap(buf) <= maxPooledCat {
+	if all {
+		putJoined(bp, buf)
+	}
+	return ok
+}
+
+// putJoined returns a joinFrames buffer nothing references any more to
+// catPool, unless it grew past maxPooledCat.
+func putJoined(bp *[]byte, buf []byte) {
+	if cap(buf) <= maxPooledCat {
 		*bp = buf[:0]
 		catPool.Put(bp)
 	}
-	return ok
 }
 
 // catPool holds buffers for concatenating a batch's frames: under load every

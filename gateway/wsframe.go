@@ -120,8 +120,7 @@ func (io *netIO) write(frames [][]byte) error {
 	if queuedBytes(frames) <= maxJoinedWrite {
 		bp, buf := joinFrames(frames)
 		_, err := c.Write(buf)
-		*bp = buf[:0]
-		catPool.Put(bp)
+		putJoined(bp, buf)
 		return err
 	}
 	bufs := net.Buffers(frames)

@@ -99,7 +99,7 @@ func (c *conn) subscribe(d subscribeData) {
 	// of keeping the one its subscribe frame was decoded into (idle memory
 	// per connection, BENCHMARKS.md "Session 10").
 	key := unique.Make("pusher:" + name)
-	name, hub = key.Value()[len("pusher:"):], unique.Make(hub).Value()
+	name, hub = key.Value()[len("pusher:"):], gateway.Intern(hub)
 	s := &subscription{c: c, name: name, hub: hub, key: key, info: info, member: member}
 	c.mu.Lock()
 	if c.closed {
