@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lib/pq"
+
 	"switchboard/domain"
 )
 
@@ -120,9 +122,10 @@ func (h *History) Options(channel string) HistoryOptions {
 func (h *History) MaxRecover() int { return h.cfg.MaxRecover }
 
 // keep numbers and stores envs' publications on history-enabled channels
-// through tx, and records each in env.Streams. It runs in the relay's
-// transaction (see Pipeline.Keep).
-func (h *History) keep(ctx context.Context, tx *sql.Tx, envs []domain.Envelope) error {
+// through q, and records each in env.Streams. It runs in the relay's
+// transaction (see Pipeline.Keep); on PostgreSQL it writes in one
+// statement, so the relay may run it on an autocommit session instead.
+func (h *History) keep(ctx context.Context, q domain.Querier, envs []domain.Envelope) error {
 	type pending struct {
 		env  int
 		opts HistoryOptions
@@ -145,76 +148,215 @@ func (h *History) keep(ctx context.Context, tx *sql.Tx, envs []domain.Envelope) 
 		return nil
 	}
 	now := h.cfg.Now()
-	counts := make([]int, len(order))
-	for i, ch := range order {
-		counts[i] = len(byChannel[ch])
-	}
-	tops, err := h.advance(ctx, tx, order, counts, now)
-	if err != nil {
-		return err
-	}
-	var ins strings.Builder
-	args := make([]any, 0, 7*len(envs))
-	ins.WriteString(`INSERT INTO switchboard_history (channel, "offset", event_id, name, data, tags, expires_at) VALUES `)
+	b := keepBatch{now: now.UnixMilli()}
 	for _, ch := range order {
 		ps := byChannel[ch]
-		top, epoch := tops[ch].Offset, tops[ch].Epoch
-		first := top - uint64(len(ps)) + 1
+		size := int64(ps[len(ps)-1].opts.Size)
+		b.streams = append(b.streams, keptStream{channel: ch, n: int64(len(ps)), size: size, stride: max(1, size/8)})
 		for k, p := range ps {
 			env := &envs[p.env]
-			off := first + uint64(k)
-			env.Streams = append(env.Streams, domain.StreamOffset{Channel: ch, Offset: off, Epoch: epoch})
-			var tags any
+			var tags string
 			if len(env.Tags) > 0 {
-				b, err := json.Marshal(env.Tags)
+				t, err := json.Marshal(env.Tags)
 				if err != nil {
 					return fmt.Errorf("history: tags of %s: %w", env.ID, err)
 				}
-				tags = string(b)
+				tags = string(t)
 			}
-			if len(args) > 0 {
-				ins.WriteByte(',')
-			}
-			n := len(args)
-			fmt.Fprintf(&ins, "($%d,$%d,$%d,$%d,$%d,$%d,$%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7)
-			args = append(args, ch, int64(off), env.ID, env.Name, []byte(env.Data), tags, now.Add(p.opts.TTL).UnixMilli())
-		}
-		// Trim by size now and then; reads never look below top-Size, so
-		// rows left between trims are invisible.
-		size := uint64(ps[len(ps)-1].opts.Size)
-		if stride := max(1, size/8); top > size && (top/stride) != ((first-1)/stride) {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM switchboard_history WHERE channel = $1 AND "offset" <= $2`, ch, int64(top-size)); err != nil {
-				return fmt.Errorf("history: trim %s: %w", ch, err)
-			}
+			// A batch larger than the stream stores only its last size
+			// publications: the others are out of reach of any read the
+			// moment it commits, and a trim could not find them later
+			// (see trimRange).
+			b.events = append(b.events, keptEvent{env: p.env, channel: ch, k: int64(k + 1), tags: tags,
+				expires: now.Add(p.opts.TTL).UnixMilli(), store: int64(len(ps)-k) <= size})
 		}
 	}
-	if _, err := tx.ExecContext(ctx, ins.String(), args...); err != nil {
-		return fmt.Errorf("history: store: %w", err)
+	var tops map[string]StreamPosition
+	var err error
+	if h.db.Dialect == domain.Postgres {
+		tops, err = b.writePostgres(ctx, q, envs)
+	} else {
+		tops, err = b.write(ctx, q, envs)
+	}
+	if err != nil {
+		return err
+	}
+	n := map[string]int64{}
+	for _, s := range b.streams {
+		n[s.channel] = s.n
+	}
+	for _, e := range b.events {
+		top := tops[e.channel]
+		off := top.Offset - uint64(n[e.channel]) + uint64(e.k)
+		envs[e.env].Streams = append(envs[e.env].Streams, domain.StreamOffset{Channel: e.channel, Offset: off, Epoch: top.Epoch})
 	}
 	return nil
 }
 
-// advance creates the streams of channels or moves their tops by counts,
-// in one statement, and returns each stream's new top and epoch.
-func (h *History) advance(ctx context.Context, tx *sql.Tx, channels []string, counts []int, now time.Time) (map[string]StreamPosition, error) {
-	var b strings.Builder
-	args := make([]any, 0, 4*len(channels))
-	b.WriteString(`INSERT INTO switchboard_streams (channel, epoch, top, touched) VALUES `)
-	for i, ch := range channels {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, "($%d,$%d,$%d,$%d)", 4*i+1, 4*i+2, 4*i+3, 4*i+4)
-		args = append(args, ch, newEpoch(), counts[i], now.UnixMilli())
+// keepBatch is what one relay batch adds to the streams: the channels it
+// moves, and each event's place among that channel's new publications.
+type keepBatch struct {
+	now     int64
+	streams []keptStream
+	events  []keptEvent
+}
+
+type keptStream struct {
+	channel string
+	// n is the publications the batch adds; size and stride bound the
+	// stream (see trimRange).
+	n, size, stride int64
+}
+
+type keptEvent struct {
+	env     int
+	channel string
+	// k is the event's place among its channel's n new publications,
+	// from 1: its offset is top - n + k.
+	k       int64
+	tags    string // JSON, empty for none
+	expires int64
+	store   bool
+}
+
+// trimRange says which old publications a stream that moved from top-n to
+// top drops, if any: those in (lo, hi]. Streams are trimmed by size now and
+// then (when top crosses a multiple of stride), and reads never look below
+// top-size, so rows left between trims are invisible. The range has a
+// floor because every earlier trim already dropped what lies below it:
+// an open range walks every deleted row the table has not vacuumed yet,
+// which made the trim the slowest step of a batch under load (see
+// BENCHMARKS.md, Session 11). Rows a change of size leaves below the floor
+// expire with their TTL (Prune).
+func trimRange(top int64, s keptStream) (lo, hi int64, ok bool) {
+	first := top - s.n + 1
+	if top <= s.size || top/s.stride == (first-1)/s.stride {
+		return 0, 0, false
 	}
-	b.WriteString(` ON CONFLICT (channel) DO UPDATE SET top = switchboard_streams.top + excluded.top, touched = excluded.touched
+	return first - 1 - s.size - s.stride, top - s.size, true
+}
+
+// keepPostgres moves the streams, stores the publications and trims, in one
+// statement: one round trip, and atomic without a transaction. Offsets are
+// computed from the tops the same statement returns.
+const keepPostgres = `WITH s AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS s(channel, epoch, n, size, stride)
+), adv AS (
+  INSERT INTO switchboard_streams (channel, epoch, top, touched)
+  SELECT channel, epoch, n, $6 FROM s
+  ON CONFLICT (channel) DO UPDATE SET top = switchboard_streams.top + excluded.top, touched = excluded.touched
+  RETURNING channel, top, epoch
+), ins AS (
+  INSERT INTO switchboard_history (channel, "offset", event_id, name, data, tags, expires_at)
+  SELECT e.channel, a.top - s.n + e.k, e.event_id, e.name, e.data, NULLIF(e.tags, ''), e.expires_at
+  FROM unnest($7::text[], $8::bigint[], $9::text[], $10::text[], $11::bytea[], $12::text[], $13::bigint[])
+    AS e(channel, k, event_id, name, data, tags, expires_at)
+  JOIN adv a USING (channel) JOIN s USING (channel)
+), trimmed AS (
+  DELETE FROM switchboard_history h USING adv a JOIN s USING (channel)
+  WHERE h.channel = a.channel AND a.top > s.size AND a.top / s.stride <> (a.top - s.n) / s.stride
+    AND h."offset" <= a.top - s.size AND h."offset" > a.top - s.n - s.size - s.stride
+)
+SELECT channel, top, epoch FROM adv`
+
+func (b *keepBatch) writePostgres(ctx context.Context, q domain.Querier, envs []domain.Envelope) (map[string]StreamPosition, error) {
+	var chs, epochs []string
+	var ns, sizes, strides []int64
+	for _, s := range b.streams {
+		chs, epochs = append(chs, s.channel), append(epochs, newEpoch())
+		ns, sizes, strides = append(ns, s.n), append(sizes, s.size), append(strides, s.stride)
+	}
+	var ech, ids, names, tags []string
+	var ks, exps []int64
+	var data [][]byte
+	for _, e := range b.events {
+		if !e.store {
+			continue
+		}
+		env := &envs[e.env]
+		ech, ks, ids, names = append(ech, e.channel), append(ks, e.k), append(ids, env.ID), append(names, env.Name)
+		data, tags, exps = append(data, []byte(env.Data)), append(tags, e.tags), append(exps, e.expires)
+	}
+	rows, err := q.QueryContext(ctx, keepPostgres, pq.StringArray(chs), pq.StringArray(epochs), pq.Int64Array(ns),
+		pq.Int64Array(sizes), pq.Int64Array(strides), b.now,
+		pq.StringArray(ech), pq.Int64Array(ks), pq.StringArray(ids), pq.StringArray(names), pq.ByteaArray(data),
+		pq.StringArray(tags), pq.Int64Array(exps))
+	if err != nil {
+		return nil, fmt.Errorf("history: keep: %w", err)
+	}
+	return scanTops(rows, len(b.streams))
+}
+
+// write is keepPostgres for SQLite, where it takes several statements of
+// the relay's transaction.
+func (b *keepBatch) write(ctx context.Context, q domain.Querier, envs []domain.Envelope) (map[string]StreamPosition, error) {
+	var adv strings.Builder
+	args := make([]any, 0, 4*len(b.streams))
+	adv.WriteString(`INSERT INTO switchboard_streams (channel, epoch, top, touched) VALUES `)
+	for i, s := range b.streams {
+		if i > 0 {
+			adv.WriteByte(',')
+		}
+		fmt.Fprintf(&adv, "($%d,$%d,$%d,$%d)", 4*i+1, 4*i+2, 4*i+3, 4*i+4)
+		args = append(args, s.channel, newEpoch(), s.n, b.now)
+	}
+	adv.WriteString(` ON CONFLICT (channel) DO UPDATE SET top = switchboard_streams.top + excluded.top, touched = excluded.touched
 RETURNING channel, top, epoch`)
-	rows, err := tx.QueryContext(ctx, b.String(), args...)
+	rows, err := q.QueryContext(ctx, adv.String(), args...)
 	if err != nil {
 		return nil, fmt.Errorf("history: advance streams: %w", err)
 	}
+	tops, err := scanTops(rows, len(b.streams))
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range b.streams {
+		lo, hi, ok := trimRange(int64(tops[s.channel].Offset), s)
+		if !ok {
+			continue
+		}
+		if _, err := q.ExecContext(ctx, `DELETE FROM switchboard_history WHERE channel = $1 AND "offset" <= $2 AND "offset" > $3`, s.channel, hi, lo); err != nil {
+			return nil, fmt.Errorf("history: trim %s: %w", s.channel, err)
+		}
+	}
+	n := map[string]int64{}
+	for _, s := range b.streams {
+		n[s.channel] = s.n
+	}
+	var ins strings.Builder
+	args = make([]any, 0, 7*len(b.events))
+	ins.WriteString(`INSERT INTO switchboard_history (channel, "offset", event_id, name, data, tags, expires_at) VALUES `)
+	for _, e := range b.events {
+		if !e.store {
+			continue
+		}
+		env := &envs[e.env]
+		if len(args) > 0 {
+			ins.WriteByte(',')
+		}
+		k := len(args)
+		fmt.Fprintf(&ins, "($%d,$%d,$%d,$%d,$%d,$%d,$%d)", k+1, k+2, k+3, k+4, k+5, k+6, k+7)
+		var tags any
+		if e.tags != "" {
+			tags = e.tags
+		}
+		off := int64(tops[e.channel].Offset) - n[e.channel] + e.k
+		args = append(args, e.channel, off, env.ID, env.Name, []byte(env.Data), tags, e.expires)
+	}
+	if len(args) == 0 {
+		return tops, nil
+	}
+	if _, err := q.ExecContext(ctx, ins.String(), args...); err != nil {
+		return nil, fmt.Errorf("history: store: %w", err)
+	}
+	return tops, nil
+}
+
+// scanTops reads the (channel, top, epoch) rows of an advance and closes
+// them; every one of want streams must be there.
+func scanTops(rows *sql.Rows, want int) (map[string]StreamPosition, error) {
 	defer rows.Close()
-	tops := make(map[string]StreamPosition, len(channels))
+	tops := make(map[string]StreamPosition, want)
 	for rows.Next() {
 		var ch string
 		var p StreamPosition
@@ -228,8 +370,8 @@ RETURNING channel, top, epoch`)
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("history: advance streams: %w", err)
 	}
-	if len(tops) != len(channels) {
-		return nil, fmt.Errorf("history: advance streams: %d of %d streams returned", len(tops), len(channels))
+	if len(tops) != want {
+		return nil, fmt.Errorf("history: advance streams: %d of %d streams returned", len(tops), want)
 	}
 	return tops, nil
 }

@@ -321,3 +321,101 @@ type recorder struct {
 
 func (r *recorder) ConnID() string             { return r.id }
 func (r *recorder) Deliver(m *gateway.Message) { r.deliver(m) }
+
+// Trimming keeps the table bounded whatever the batch sizes (a stream holds
+// at most size + stride rows, stride = size/8), never drops a row a read
+// can see, and numbers an event on several channels in each; a batch may
+// also be kept on an autocommit connection, where PostgreSQL writes it in
+// one statement (the relay's session, outbox/session.go).
+func TestHistoryTrimsAndNumbersBatches(t *testing.T) {
+	cases := []struct {
+		name    string
+		size    int
+		batches []int
+		conn    bool
+	}{
+		{"ones", 8, []int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, false},
+		{"mixed", 16, []int{3, 40, 1, 7, 16, 2, 9, 33, 5, 1, 64, 4}, false},
+		{"larger than size", 5, []int{12, 1, 30, 2, 6}, false},
+		{"autocommit", 16, []int{3, 40, 1, 7, 16, 2, 9, 33}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			historyStores(t, func(t *testing.T, db *domain.DB) {
+				ctx := context.Background()
+				c := &clock{t: time.Unix(1_700_000_000, 0)}
+				h := gateway.NewHistory(db, gateway.HistoryConfig{
+					Options: func(ch string) gateway.HistoryOptions {
+						if ch == "off" {
+							return gateway.HistoryOptions{}
+						}
+						return gateway.HistoryOptions{Size: tc.size, TTL: time.Hour}
+					},
+					MaxRecover: 1000,
+					Now:        c.now,
+				})
+				p := gateway.Pipeline{History: h}
+				top := 0
+				for _, n := range tc.batches {
+					envs := make([]domain.Envelope, n)
+					for i := range envs {
+						envs[i] = domain.RawEnvelope("e", domain.Scope{Channels: []string{"a", "b", "off"}}, json.RawMessage(fmt.Sprintf(`{"n":%d}`, top+i+1)))
+						envs[i].Tags = map[string]string{"n": fmt.Sprint(top + i + 1)}
+					}
+					if tc.conn {
+						conn, err := db.Conn(ctx)
+						if err != nil {
+							t.Fatal(err)
+						}
+						err = p.Keep(ctx, conn, envs)
+						_ = conn.Close()
+						if err != nil {
+							t.Fatal(err)
+						}
+					} else {
+						tx, err := db.BeginTx(ctx, nil)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if err := p.Keep(ctx, tx, envs); err != nil {
+							t.Fatal(err)
+						}
+						if err := tx.Commit(); err != nil {
+							t.Fatal(err)
+						}
+					}
+					for i, env := range envs {
+						want := uint64(top + i + 1)
+						if len(env.Streams) != 2 {
+							t.Fatalf("event %d streams %+v, want a and b", want, env.Streams)
+						}
+						for _, ch := range []string{"a", "b"} {
+							if off, _ := env.StreamOffset(ch); off != want {
+								t.Fatalf("event %d on %s got offset %d", want, ch, off)
+							}
+						}
+					}
+					top += n
+					stride := max(1, tc.size/8)
+					for _, ch := range []string{"a", "b"} {
+						var rows, lowest int
+						if err := db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MIN("offset"), 0) FROM switchboard_history WHERE channel = $1`, ch).Scan(&rows, &lowest); err != nil {
+							t.Fatal(err)
+						}
+						if bound := tc.size + stride; rows > bound {
+							t.Fatalf("after top %d the stream %s holds %d rows (lowest %d), want at most %d", top, ch, rows, lowest, bound)
+						}
+						got, pos := read(t, h, ch, gateway.Query{Limit: -1})
+						want := min(top, tc.size)
+						if len(got) != want || pos.Offset != uint64(top) || got[len(got)-1].Offset != uint64(top) {
+							t.Fatalf("read %s after top %d: %v (top %d), want the last %d", ch, top, offsets(got), pos.Offset, want)
+						}
+						if last := got[len(got)-1]; last.Tags["n"] != fmt.Sprint(top) || string(last.Data) != fmt.Sprintf(`{"n":%d}`, top) {
+							t.Fatalf("last publication of %s: tags %v data %s", ch, last.Tags, last.Data)
+						}
+					}
+				}
+			})
+		})
+	}
+}

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"database/sql"
 
 	"switchboard/domain"
 )
@@ -16,14 +15,19 @@ type Pipeline struct {
 	Broker  Broker
 }
 
-// Keep numbers and stores the events of history-enabled channels in the
-// relay's transaction.
-func (p Pipeline) Keep(ctx context.Context, tx *sql.Tx, envs []domain.Envelope) error {
+// Keep numbers and stores the events of history-enabled channels through
+// q: the relay's transaction, or its autocommit session on PostgreSQL,
+// where History writes in one statement (see KeepsInOneStatement).
+func (p Pipeline) Keep(ctx context.Context, q domain.Querier, envs []domain.Envelope) error {
 	if p.History == nil {
 		return nil
 	}
-	return p.History.keep(ctx, tx, envs)
+	return p.History.keep(ctx, q, envs)
 }
+
+// KeepsInOneStatement tells the relay that Keep writes at most one
+// statement on PostgreSQL (History.keep), so it needs no transaction there.
+func (p Pipeline) KeepsInOneStatement() bool { return true }
 
 // Recall finds the offsets of events kept before a restart.
 func (p Pipeline) Recall(ctx context.Context, envs []domain.Envelope) error {

@@ -2,7 +2,6 @@ package outbox
 
 import (
 	"context"
-	"database/sql"
 	"testing"
 
 	"switchboard/domain"
@@ -11,8 +10,8 @@ import (
 
 type nopSink struct{}
 
-func (nopSink) Keep(context.Context, *sql.Tx, []domain.Envelope) error { return nil }
-func (nopSink) Recall(context.Context, []domain.Envelope) error        { return nil }
+func (nopSink) Keep(context.Context, domain.Querier, []domain.Envelope) error { return nil }
+func (nopSink) Recall(context.Context, []domain.Envelope) error               { return nil }
 func (nopSink) Deliver(_ context.Context, _ []domain.Envelope, done func()) error {
 	done()
 	return nil

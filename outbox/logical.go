@@ -113,6 +113,8 @@ func (r *Relay) runLogical(ctx context.Context) error {
 		close(stop)
 		wg.Wait()
 		r.flushWAL()
+		r.keeps.close()
+		r.deletes.close()
 	}()
 
 	failing := false
@@ -394,24 +396,8 @@ func (r *Relay) keepAndHandOver(ctx context.Context, rows []row, recall bool) er
 	}
 	b := r.newBatch(rows)
 	if len(b.envs) > 0 {
-		tx, err := r.db.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("relay: begin: %w", err)
-		}
-		defer func() { _ = tx.Rollback() }()
-		if err := asyncCommit(ctx, tx, r.db.Dialect); err != nil {
+		if err := r.keepEnvs(ctx, b.envs, recall); err != nil {
 			return err
-		}
-		if recall {
-			err = r.keepOrRecall(ctx, tx, b.envs)
-		} else if err = r.sink.Keep(ctx, tx, b.envs); err != nil {
-			err = fmt.Errorf("relay: keep: %w", err)
-		}
-		if err != nil {
-			return err
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("relay: commit: %w", err)
 		}
 	}
 	keys := make([]position, len(rows))
@@ -419,6 +405,40 @@ func (r *Relay) keepAndHandOver(ctx context.Context, rows []row, recall bool) er
 		keys[i] = rw.pos
 	}
 	return r.handOver(ctx, b.envs, func() { r.queueDeletes(keys) })
+}
+
+// keepEnvs keeps envs: in one transaction, or, for streamed events on
+// PostgreSQL with a sink that writes one statement, in that one statement
+// on the relay's autocommit session (session.go).
+func (r *Relay) keepEnvs(ctx context.Context, envs []domain.Envelope, recall bool) error {
+	if k, ok := r.sink.(OneStatementKeeper); ok && k.KeepsInOneStatement() && !recall && r.db.Dialect == domain.Postgres {
+		return r.keeps.do(ctx, func(c *sql.Conn) error {
+			if err := r.sink.Keep(ctx, c, envs); err != nil {
+				return fmt.Errorf("relay: keep: %w", err)
+			}
+			return nil
+		})
+	}
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("relay: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := asyncCommit(ctx, tx, r.db.Dialect); err != nil {
+		return err
+	}
+	if recall {
+		err = r.keepOrRecall(ctx, tx, envs)
+	} else if err = r.sink.Keep(ctx, tx, envs); err != nil {
+		err = fmt.Errorf("relay: keep: %w", err)
+	}
+	if err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("relay: commit: %w", err)
+	}
+	return nil
 }
 
 func keyArrays(keys []position) ([]string, []int64) {
@@ -588,47 +608,36 @@ func (r *Relay) flushWAL() {
 	}
 }
 
-// deleteRows deletes the rows of keys without waiting for the WAL flush
-// (see asyncCommit: a lost deletion only delivers again) and returns the
-// keys it found.
+// deleteRows deletes the rows of keys, in one statement on the relay's
+// autocommit session, which does not wait for the WAL flush (see
+// asyncCommit: a lost deletion only delivers again), and returns the keys
+// it found.
 func (r *Relay) deleteRows(ctx context.Context, keys []position) (map[position]bool, error) {
-	tx, err := r.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("relay: delete delivered: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if err := asyncCommit(ctx, tx, r.db.Dialect); err != nil {
-		return nil, err
-	}
 	// Offsets are unique: the two lists match exactly the rows of keys,
 	// and the primary key (transaction_id, offset) finds them.
 	xids, offs := keyArrays(keys)
-	rs, err := tx.QueryContext(ctx, `DELETE FROM "watermill_events" WHERE transaction_id = ANY($1::text[]::xid8[]) AND "offset" = ANY($2::bigint[])
-RETURNING transaction_id::text, "offset"`, pq.Array(xids), pq.Array(offs))
-	if err != nil {
-		return nil, fmt.Errorf("relay: delete delivered: %w", err)
-	}
 	deleted := make(map[position]bool, len(keys))
-	for rs.Next() {
-		var xid string
-		var p position
-		if err := rs.Scan(&xid, &p.offset); err != nil {
-			rs.Close()
-			return nil, fmt.Errorf("relay: delete delivered: %w", err)
+	err := r.deletes.do(ctx, func(c *sql.Conn) error {
+		rs, err := c.QueryContext(ctx, `DELETE FROM "watermill_events" WHERE transaction_id = ANY($1::text[]::xid8[]) AND "offset" = ANY($2::bigint[])
+RETURNING transaction_id::text, "offset"`, pq.Array(xids), pq.Array(offs))
+		if err != nil {
+			return err
 		}
-		if p.xid, err = strconv.ParseUint(xid, 10, 64); err != nil {
-			rs.Close()
-			return nil, fmt.Errorf("relay: delete delivered: transaction id %q: %w", xid, err)
+		defer rs.Close()
+		for rs.Next() {
+			var xid string
+			var p position
+			if err := rs.Scan(&xid, &p.offset); err != nil {
+				return err
+			}
+			if p.xid, err = strconv.ParseUint(xid, 10, 64); err != nil {
+				return fmt.Errorf("transaction id %q: %w", xid, err)
+			}
+			deleted[p] = true
 		}
-		deleted[p] = true
-	}
-	if err := rs.Close(); err != nil {
-		return nil, fmt.Errorf("relay: delete delivered: %w", err)
-	}
-	if err := rs.Err(); err != nil {
-		return nil, fmt.Errorf("relay: delete delivered: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
+		return rs.Err()
+	})
+	if err != nil {
 		return nil, fmt.Errorf("relay: delete delivered: %w", err)
 	}
 	return deleted, nil

@@ -323,7 +323,7 @@ type gatedSink struct {
 	batches [][2]int // events, channel names
 }
 
-func (g *gatedSink) Keep(ctx context.Context, tx *sql.Tx, envs []domain.Envelope) error {
+func (g *gatedSink) Keep(ctx context.Context, tx domain.Querier, envs []domain.Envelope) error {
 	g.once.Do(func() { <-g.gate })
 	names := 0
 	for _, env := range envs {

@@ -25,8 +25,9 @@ type Sink interface {
 	// events relayed for the first time: what it writes through tx commits
 	// together with the relay's stored position, so after a crash an event
 	// is either kept with its position or neither. It may set fields of
-	// envs (stream offsets) that Deliver then carries.
-	Keep(ctx context.Context, tx *sql.Tx, envs []domain.Envelope) error
+	// envs (stream offsets) that Deliver then carries. A sink that is a
+	// OneStatementKeeper may be given an autocommit session instead.
+	Keep(ctx context.Context, tx domain.Querier, envs []domain.Envelope) error
 	// Recall sets the same fields for events kept before a restart but not
 	// yet delivered, from what Keep wrote.
 	Recall(ctx context.Context, envs []domain.Envelope) error
@@ -151,6 +152,10 @@ type Relay struct {
 	// deleteTries counts the deletions of a row that found nothing (see
 	// flushDeletes), logical mode.
 	deleteTries map[position]int
+
+	// keeps and deletes are the logical stream's autocommit sessions on
+	// PostgreSQL (session.go), one per loop.
+	keeps, deletes asyncSession
 }
 
 // NewRelay returns a relay of db's outbox into sink.
@@ -162,7 +167,8 @@ func NewRelay(db *domain.DB, sink Sink, cfg Config) (*Relay, error) {
 	if db == nil || sink == nil {
 		return nil, errors.New("relay: db and sink are required")
 	}
-	return &Relay{db: db, sink: sink, cfg: cfg, changed: make(chan struct{}, 1), ready: make(chan struct{})}, nil
+	return &Relay{db: db, sink: sink, cfg: cfg, changed: make(chan struct{}, 1), ready: make(chan struct{}),
+		keeps: asyncSession{db: db}, deletes: asyncSession{db: db}}, nil
 }
 
 // Ready is closed once Run has started relaying: what commits from then on

@@ -54,7 +54,7 @@ func (c *collector) next() *collector {
 	return n
 }
 
-func (c *collector) Keep(_ context.Context, _ *sql.Tx, envs []domain.Envelope) error {
+func (c *collector) Keep(_ context.Context, _ domain.Querier, envs []domain.Envelope) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.keepErr != nil {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -225,9 +224,9 @@ func (readyPing) Name() string { return "ReadyPing" }
 // holdSink takes events and never confirms their delivery.
 type holdSink struct{}
 
-func (holdSink) Keep(context.Context, *sql.Tx, []domain.Envelope) error   { return nil }
-func (holdSink) Recall(context.Context, []domain.Envelope) error          { return nil }
-func (holdSink) Deliver(context.Context, []domain.Envelope, func()) error { return nil }
+func (holdSink) Keep(context.Context, domain.Querier, []domain.Envelope) error { return nil }
+func (holdSink) Recall(context.Context, []domain.Envelope) error               { return nil }
+func (holdSink) Deliver(context.Context, []domain.Envelope, func()) error      { return nil }
 
 // runRelayUntil runs a relay of db reporting to st until the test ends,
 // and waits for ok.
