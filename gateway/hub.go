@@ -29,23 +29,52 @@ type Hub struct {
 	shards [numShards]*shard
 	hooks  []Hook
 
-	// Fan-out helpers: a large channel's subscribers are split into parts
-	// written in parallel by these long-lived goroutines (started on the
-	// first large publish), so one fan-out uses every core without a
+	// Fan-out helpers: a large channel's subscribers are written in
+	// parallel by these long-lived goroutines (started on the first large
+	// publish) and the caller, so one fan-out uses every core without a
 	// goroutine per subscriber.
 	parts    int
 	fanStart sync.Once
-	fanJobs  chan fanJob
+	fanJobs  chan *fanRun
 }
 
 // minPart is the fewest subscribers worth handing to another goroutine.
 const minPart = 512
 
-type fanJob struct {
-	fn     func(lo, hi int) int
-	lo, hi int
-	sum    *atomic.Int64
-	wg     *sync.WaitGroup
+// chunksPerPart sets the grain of a parallel fan-out: each worker takes
+// chunks of about n/(parts × chunksPerPart) subscribers until none are
+// left. With fixed halves, a pass lasted as long as its slower half, and
+// on a shared box the slower half was the one whose goroutine the
+// scheduler had put behind another process: one preemption delayed half
+// the subscribers. Small chunks let the running workers take over the
+// rest, so a worker that is not running delays one chunk at most.
+const chunksPerPart = 8
+
+// fanRun is one parallel fan-out: workers claim chunks of [0, n) until
+// none are left; fin is closed when the last chunk is done.
+type fanRun struct {
+	fn       func(lo, hi int) int
+	n, chunk int
+	next     atomic.Int64 // start of the next unclaimed chunk
+	done     atomic.Int64 // subscribers whose chunk is finished
+	sum      atomic.Int64
+	fin      chan struct{}
+}
+
+// work runs chunks until none are left. A helper that gets to a run late
+// finds nothing to claim and returns at once.
+func (r *fanRun) work() {
+	for {
+		lo := int(r.next.Add(int64(r.chunk))) - r.chunk
+		if lo >= r.n {
+			return
+		}
+		hi := min(lo+r.chunk, r.n)
+		r.sum.Add(int64(r.fn(lo, hi)))
+		if r.done.Add(int64(hi-lo)) == int64(r.n) {
+			close(r.fin)
+		}
+	}
 }
 
 // Hook observes channel life; the gateway uses it for occupancy-driven
@@ -216,37 +245,37 @@ func (h *Hub) Flush(b *Batch) {
 	})
 }
 
-// parallel runs fn over [0, n) split into up to GOMAXPROCS parts of at
-// least minPart, one on the caller and the rest on the hub's helpers, and
-// returns the sum of the results once all are done.
+// parallel runs fn over [0, n) in chunks taken by the caller and up to
+// GOMAXPROCS-1 helpers (at least minPart subscribers each), and returns
+// the sum of the results once all are done. The caller never waits for a
+// helper to start: it offers the run to those that are idle and works
+// through the chunks itself, so fn runs over every part even when no
+// helper gets the CPU.
 func (h *Hub) parallel(n int, fn func(lo, hi int) int) int {
 	parts := min(h.parts, n/minPart)
 	if parts < 2 {
 		return fn(0, n)
 	}
 	h.fanStart.Do(func() {
-		h.fanJobs = make(chan fanJob)
+		h.fanJobs = make(chan *fanRun, h.parts)
 		for range h.parts - 1 {
 			go func() {
-				for j := range h.fanJobs {
-					j.sum.Add(int64(j.fn(j.lo, j.hi)))
-					j.wg.Done()
+				for r := range h.fanJobs {
+					r.work()
 				}
 			}()
 		}
 	})
-	var sum atomic.Int64
-	var wg sync.WaitGroup
-	size := (n + parts - 1) / parts
-	hi := n
-	for hi > size {
-		wg.Add(1)
-		h.fanJobs <- fanJob{fn: fn, lo: hi - size, hi: hi, sum: &sum, wg: &wg}
-		hi -= size
+	r := &fanRun{fn: fn, n: n, chunk: max(minPart/4, n/(parts*chunksPerPart)), fin: make(chan struct{})}
+	for range parts - 1 {
+		select {
+		case h.fanJobs <- r:
+		default: // the helpers have runs waiting: this one is ours
+		}
 	}
-	sum.Add(int64(fn(0, hi)))
-	wg.Wait()
-	return int(sum.Load())
+	r.work()
+	<-r.fin
+	return int(r.sum.Load())
 }
 
 func deliverAll(m *Message, subs []Subscriber) int {

@@ -71,3 +71,61 @@ func TestHubParallelFanOut(t *testing.T) {
 		})
 	}
 }
+
+// A fan-out never waits for a helper to start: while every helper is stuck
+// in another fan-out (a goroutine the scheduler does not run), the caller
+// writes all the chunks itself; the stuck fan-out still completes, each
+// subscriber once, when its helper runs again.
+func TestHubParallelDoesNotWaitForBusyHelpers(t *testing.T) {
+	h := NewHub()
+	h.parts = 2
+	const n = 4 * minPart
+	gate := make(chan struct{})
+	var mu sync.Mutex
+	inA, seenA := 0, make([]int, n)
+	started := make(chan struct{}, 2)
+	aSum := make(chan int)
+	go func() {
+		aSum <- h.parallel(n, func(lo, hi int) int {
+			started <- struct{}{}
+			<-gate
+			mu.Lock()
+			defer mu.Unlock()
+			inA++
+			for i := lo; i < hi; i++ {
+				seenA[i]++
+			}
+			return hi - lo
+		})
+	}()
+	<-started
+	<-started // the caller and the helper are both held in a chunk of A
+	seenB := make([]int, n)
+	if got := h.parallel(n, func(lo, hi int) int {
+		for i := lo; i < hi; i++ {
+			seenB[i]++
+		}
+		return hi - lo
+	}); got != n {
+		t.Fatalf("second fan-out covered %d of %d while the helper was busy", got, n)
+	}
+	for i, c := range seenB {
+		if c != 1 {
+			t.Fatalf("second fan-out wrote subscriber %d %d times", i, c)
+		}
+	}
+	close(gate)
+	go func() {
+		for range started {
+		}
+	}()
+	if got := <-aSum; got != n {
+		t.Fatalf("first fan-out covered %d of %d", got, n)
+	}
+	for i, c := range seenA {
+		if c != 1 {
+			t.Fatalf("first fan-out wrote subscriber %d %d times", i, c)
+		}
+	}
+	close(started)
+}
