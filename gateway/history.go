@@ -238,7 +238,11 @@ func trimRange(top int64, s keptStream) (lo, hi int64, ok bool) {
 
 // keepPostgres moves the streams, stores the publications and trims, in one
 // statement: one round trip, and atomic without a transaction. Offsets are
-// computed from the tops the same statement returns.
+// computed from the tops the same statement returns. The trim's bounds are
+// computed apart (tr) so that the DELETE's only condition on the history
+// is the bounded range: joined to the streams directly, the planner added
+// "channel = s.channel" as a second bitmap scan of every index entry of
+// the channel, dead ones included (4 ms a batch, 16 ms once bloated).
 const keepPostgres = `WITH s AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS s(channel, epoch, n, size, stride)
 ), adv AS (
@@ -252,10 +256,12 @@ const keepPostgres = `WITH s AS (
   FROM unnest($7::text[], $8::bigint[], $9::text[], $10::text[], $11::bytea[], $12::text[], $13::bigint[])
     AS e(channel, k, event_id, name, data, tags, expires_at)
   JOIN adv a USING (channel) JOIN s USING (channel)
+), tr AS MATERIALIZED (
+  SELECT a.channel, a.top - s.n - s.size - s.stride AS lo, a.top - s.size AS hi FROM adv a JOIN s USING (channel)
+  WHERE a.top > s.size AND a.top / s.stride <> (a.top - s.n) / s.stride
 ), trimmed AS (
-  DELETE FROM switchboard_history h USING adv a JOIN s USING (channel)
-  WHERE h.channel = a.channel AND a.top > s.size AND a.top / s.stride <> (a.top - s.n) / s.stride
-    AND h."offset" <= a.top - s.size AND h."offset" > a.top - s.n - s.size - s.stride
+  DELETE FROM switchboard_history h USING tr
+  WHERE h.channel = tr.channel AND h."offset" > tr.lo AND h."offset" <= tr.hi
 )
 SELECT channel, top, epoch FROM adv`
 

@@ -2,10 +2,10 @@ package outbox
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"testing"
 
+	"switchboard/domain"
 	"switchboard/domain/dbtest"
 )
 
@@ -27,24 +27,29 @@ func TestAsyncSessionNeverReturnsToThePool(t *testing.T) {
 	boom := errors.New("boom")
 	for _, step := range []struct {
 		name string
-		fn   func(*sql.Conn) error
+		fn   func(domain.Querier) error
 		want error
 	}{
-		{"a statement", func(c *sql.Conn) error {
-			var v string
-			if err := c.QueryRowContext(ctx, `SHOW synchronous_commit`).Scan(&v); err != nil {
-				return err
+		{"statements", func(c domain.Querier) error {
+			for range 3 {
+				var v, seq string
+				if err := c.QueryRowContext(ctx, `SELECT current_setting('synchronous_commit'), current_setting('enable_seqscan')`).Scan(&v, &seq); err != nil {
+					return err
+				}
+				if v != "off" || seq != "off" {
+					t.Errorf("session synchronous_commit = %q, enable_seqscan = %q, want off and off", v, seq)
+				}
 			}
-			if v != "off" {
-				t.Errorf("session synchronous_commit = %q, want off", v)
+			if n := len(c.(*sessionConn).stmts); n != 1 {
+				t.Errorf("a statement run three times was prepared %d times, want 1", n)
 			}
 			return nil
 		}, nil},
-		{"a failed statement", func(c *sql.Conn) error {
+		{"a failed statement", func(c domain.Querier) error {
 			_, err := c.ExecContext(ctx, `SELECT no_such_column FROM watermill_events`)
 			return err
 		}, nil},
-		{"an error of the caller", func(*sql.Conn) error { return boom }, boom},
+		{"an error of the caller", func(domain.Querier) error { return boom }, boom},
 	} {
 		s := asyncSession{db: db}
 		err := s.do(ctx, step.fn)
