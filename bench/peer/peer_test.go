@@ -58,23 +58,34 @@ func TestPeerDeliversToCentrifugoClient(t *testing.T) {
 		t.Error("a bad token was accepted")
 	}
 
-	now := time.Now()
-	body, _ := json.Marshal(map[string]any{"channel": "dashboard.project.bench.attendees", "data": map[string]string{"first_name": load.Stamp(3, now)}})
-	resp, err := http.Post("http://"+addr+"/api/publish", "application/json", bytes.NewReader(body))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("publish: %v %v", err, resp)
+	// One publication, and a second only if the first has not arrived in
+	// 15 s: this checks the tool speaks the peer's protocol, and once in
+	// a CI run, with every core compiling, the first did not arrive within
+	// the 5 s this waited before (the peer is the centrifuge library, not
+	// ours). Whatever arrives must arrive once.
+	for seq := 3; seq <= 4 && r.Delivery.Count() == 0; seq++ {
+		if seq > 3 {
+			t.Logf("publication %d not delivered within 15 s; publishing another", seq-1)
+		}
+		now := time.Now()
+		body, _ := json.Marshal(map[string]any{"channel": "dashboard.project.bench.attendees", "data": map[string]string{"first_name": load.Stamp(seq, now)}})
+		resp, err := http.Post("http://"+addr+"/api/publish", "application/json", bytes.NewReader(body))
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("publish: %v %v", err, resp)
+		}
+		resp.Body.Close()
+		r.Sent(seq, now.UnixNano(), time.Now().UnixNano())
+		deadline := time.Now().Add(15 * time.Second)
+		for r.Delivery.Count() == 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
-	resp.Body.Close()
-	r.Sent(3, now.UnixNano(), time.Now().UnixNano())
-	deadline := time.Now().Add(5 * time.Second)
-	for r.Delivery.Count() == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if res := r.Result(1); res.Delivered != 1 || res.Complete != 1 {
-		t.Fatalf("delivered %d of %d", res.Delivered, res.Expected)
+	time.Sleep(100 * time.Millisecond) // a duplicate would follow at once
+	if res := r.Result(1); res.Complete < 1 || res.Delivered != int64(res.Complete) || res.Stray != 0 {
+		t.Fatalf("delivered %d of %d (%d publications arrived, %d stray)", res.Delivered, res.Expected, res.Complete, res.Stray)
 	}
 
-	resp, err = http.Post("http://"+addr+"/api/publish", "application/json", strings.NewReader(`{"channel":""}`))
+	resp, err := http.Post("http://"+addr+"/api/publish", "application/json", strings.NewReader(`{"channel":""}`))
 	if err != nil || resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("bad publish: %v %v", err, resp)
 	}
