@@ -62,8 +62,9 @@ const MaxTTLLeeway = time.Minute
 // may be at most MaxTTL (+ MaxTTLLeeway) from now. Without that cap a token
 // minted without exp, or for the year 2200, would open every door forever.
 type Signer struct {
-	secret []byte
-	maxTTL time.Duration
+	secret   []byte
+	maxTTL   time.Duration
+	verified *verifiedTokens // see authcache.go
 }
 
 // SignerOption configures NewSigner.
@@ -82,7 +83,7 @@ func NewSigner(secret string, opts ...SignerOption) (*Signer, error) {
 	if secret == "" {
 		return nil, errors.New("jwt secret is empty")
 	}
-	s := &Signer{secret: []byte(secret), maxTTL: DefaultMaxTTL}
+	s := &Signer{secret: []byte(secret), maxTTL: DefaultMaxTTL, verified: &verifiedTokens{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -141,6 +142,9 @@ func (s *Signer) SignMap(claims jwt.MapClaims) (string, error) {
 // other than HS256 (alg "none" included), no exp, an exp beyond MaxTTL, or
 // no sub.
 func (s *Signer) Verify(token string) (*Claims, error) {
+	if c, ok := s.verified.get(token, time.Now()); ok {
+		return c, nil
+	}
 	var c Claims
 	if err := s.parse(token, &c); err != nil {
 		return nil, err
@@ -151,6 +155,7 @@ func (s *Signer) Verify(token string) (*Claims, error) {
 	if c.PubSub != nil && !c.PubSub.Valid() {
 		return nil, fmt.Errorf("%w: pubsub room ids must be 1 to 128 of [A-Za-z0-9_-]", ErrInvalidToken)
 	}
+	s.verified.put(token, &c)
 	return &c, nil
 }
 
