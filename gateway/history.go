@@ -167,7 +167,7 @@ func (h *History) keep(ctx context.Context, q domain.Querier, envs []domain.Enve
 			// publications: the others are out of reach of any read the
 			// moment it commits, and a trim could not find them later
 			// (see trimRange).
-			b.events = append(b.events, keptEvent{env: p.env, channel: ch, k: int64(k + 1), tags: tags,
+			b.events = append(b.events, keptEvent{env: p.env, channel: ch, k: int64(k + 1), n: int64(len(ps)), tags: tags,
 				expires: now.Add(p.opts.TTL).UnixMilli(), store: int64(len(ps)-k) <= size})
 		}
 	}
@@ -181,14 +181,9 @@ func (h *History) keep(ctx context.Context, q domain.Querier, envs []domain.Enve
 	if err != nil {
 		return err
 	}
-	n := map[string]int64{}
-	for _, s := range b.streams {
-		n[s.channel] = s.n
-	}
 	for _, e := range b.events {
 		top := tops[e.channel]
-		off := top.Offset - uint64(n[e.channel]) + uint64(e.k)
-		envs[e.env].Streams = append(envs[e.env].Streams, domain.StreamOffset{Channel: e.channel, Offset: off, Epoch: top.Epoch})
+		envs[e.env].Streams = append(envs[e.env].Streams, domain.StreamOffset{Channel: e.channel, Offset: uint64(e.offset(int64(top.Offset))), Epoch: top.Epoch})
 	}
 	return nil
 }
@@ -212,12 +207,15 @@ type keptEvent struct {
 	env     int
 	channel string
 	// k is the event's place among its channel's n new publications,
-	// from 1: its offset is top - n + k.
-	k       int64
+	// from 1 (see offset).
+	k, n    int64
 	tags    string // JSON, empty for none
 	expires int64
 	store   bool
 }
+
+// offset is the event's offset once its channel's stream is at top.
+func (e keptEvent) offset(top int64) int64 { return top - e.n + e.k }
 
 // trimRange says which old publications a stream that moved from top-n to
 // top drops, if any: those in (lo, hi]. Streams are trimmed by size now and
@@ -243,6 +241,7 @@ func trimRange(top int64, s keptStream) (lo, hi int64, ok bool) {
 // is the bounded range: joined to the streams directly, the planner added
 // "channel = s.channel" as a second bitmap scan of every index entry of
 // the channel, dead ones included (4 ms a batch, 16 ms once bloated).
+// tr is trimRange, and the stored offset keptEvent.offset, in SQL.
 const keepPostgres = `WITH s AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS s(channel, epoch, n, size, stride)
 ), adv AS (
@@ -325,10 +324,6 @@ RETURNING channel, top, epoch`)
 			return nil, fmt.Errorf("history: trim %s: %w", s.channel, err)
 		}
 	}
-	n := map[string]int64{}
-	for _, s := range b.streams {
-		n[s.channel] = s.n
-	}
 	var ins strings.Builder
 	args = make([]any, 0, 7*len(b.events))
 	ins.WriteString(`INSERT INTO switchboard_history (channel, "offset", event_id, name, data, tags, expires_at) VALUES `)
@@ -346,8 +341,7 @@ RETURNING channel, top, epoch`)
 		if e.tags != "" {
 			tags = e.tags
 		}
-		off := int64(tops[e.channel].Offset) - n[e.channel] + e.k
-		args = append(args, e.channel, off, env.ID, env.Name, []byte(env.Data), tags, e.expires)
+		args = append(args, e.channel, e.offset(int64(tops[e.channel].Offset)), env.ID, env.Name, []byte(env.Data), tags, e.expires)
 	}
 	if len(args) == 0 {
 		return tops, nil
