@@ -50,7 +50,9 @@ type Client struct {
 	wmu  sync.Mutex
 	rec  *atomic.Pointer[Recorder]
 	done chan struct{}
-	err  atomic.Value
+	once sync.Once    // finish
+	err  atomic.Value // readErr
+	poll clientPoll   // the client poller's state (poll_linux.go)
 }
 
 // Dialer opens clients from several loopback source addresses so that many
@@ -83,8 +85,17 @@ func (d *Dialer) netDialer() *net.Dialer {
 // Dial connects and subscribes; it returns once every subscription is
 // confirmed.
 func (d *Dialer) Dial(ctx context.Context, t Target, rec *atomic.Pointer[Recorder]) (*Client, error) {
-	wd := websocket.Dialer{NetDialContext: d.netDialer().DialContext, HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize: 1024, WriteBufferSize: 512}
+	var fc *framedConn
+	nd := d.netDialer()
+	wd := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 512,
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nc, err := nd.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			fc = &framedConn{Conn: nc}
+			return fc, nil
+		}}
 	ws, _, err := wd.DialContext(ctx, t.WSURL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", t.WSURL, err)
@@ -104,7 +115,7 @@ func (d *Dialer) Dial(ctx context.Context, t Target, rec *atomic.Pointer[Recorde
 		return nil, err
 	}
 	_ = ws.SetReadDeadline(time.Time{})
-	go c.read(t.Protocol)
+	c.startReader(t.Protocol, fc)
 	return c, nil
 }
 
@@ -120,9 +131,20 @@ func (c *Client) Close() {
 	c.wmu.Lock()
 	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(time.Second))
 	c.wmu.Unlock()
+	if c.polled() {
+		// The poller reads the server's answering close frame; the socket
+		// is closed only after the poller has let go of it.
+		select {
+		case <-c.done:
+		case <-time.After(time.Second):
+		}
+		c.finish(errClosed)
+	}
 	_ = c.ws.Close()
 	<-c.done
 }
+
+var errClosed = errors.New("closed by the client")
 
 // Alive reports whether the reader is still running.
 func (c *Client) Alive() bool {
@@ -136,8 +158,8 @@ func (c *Client) Alive() bool {
 
 // Err is why the reader stopped, if it did.
 func (c *Client) Err() error {
-	if e, ok := c.err.Load().(error); ok {
-		return e
+	if e, ok := c.err.Load().(readErr); ok {
+		return e.err
 	}
 	return nil
 }
@@ -281,43 +303,68 @@ var (
 	centPingMsg = []byte(`{}`)
 )
 
-// read records deliveries until the socket ends. It answers the protocol's
-// application-level pings so idle connections stay open.
-func (c *Client) read(p Protocol) {
-	defer close(c.done)
+// read records deliveries until the socket ends: the goroutine reader,
+// used where the client poller is not (see startReader).
+func (c *Client) read(p Protocol, fc *framedConn) {
+	fc.through = true
 	var buf bytes.Buffer
 	for {
 		_, r, err := c.ws.NextReader()
 		if err != nil {
-			c.err.Store(err)
+			c.finish(err)
 			return
 		}
 		buf.Reset()
 		if _, err := buf.ReadFrom(r); err != nil {
-			c.err.Store(err)
+			c.finish(err)
 			return
 		}
-		now := time.Now().UnixNano()
-		msg := buf.Bytes()
-		n := scanStamps(msg, func(seq int, sent int64) {
-			if rec := c.rec.Load(); rec != nil {
-				rec.Observe(seq, sent, now, len(msg))
-			}
-		})
-		switch {
-		case p == Pusher && n == 0 && bytes.Contains(msg, pusherPing):
-			_ = c.send(pusherPong)
-		case p == Centrifugo && hasCentrifugoPing(msg):
-			// A server ping may share a frame with publications.
-			_ = c.send(centPingMsg)
-		}
+		c.handle(p, buf.Bytes())
 	}
 }
+
+// handle records the stamped deliveries in one message and answers the
+// protocol's application-level pings so idle connections stay open.
+func (c *Client) handle(p Protocol, msg []byte) {
+	now := time.Now().UnixNano()
+	n := scanStamps(msg, func(seq int, sent int64) {
+		if rec := c.rec.Load(); rec != nil {
+			rec.Observe(seq, sent, now, len(msg))
+		}
+	})
+	switch {
+	case p == Pusher && n == 0 && bytes.Contains(msg, pusherPing):
+		_ = c.send(pusherPong)
+	case p == Centrifugo && hasCentrifugoPing(msg):
+		// A server ping may share a frame with publications.
+		_ = c.send(centPingMsg)
+	}
+}
+
+// finish records why the reader stopped and marks the client dead; only
+// the first call counts.
+func (c *Client) finish(err error) {
+	c.once.Do(func() {
+		c.err.Store(readErr{err})
+		c.stopPolling()
+		close(c.done)
+	})
+}
+
+// readErr boxes the reader's error so that atomic.Value always holds one
+// type.
+type readErr struct{ err error }
 
 // hasCentrifugoPing reports whether one of the frame's newline-separated
 // replies is the empty ping object.
 func hasCentrifugoPing(msg []byte) bool {
-	for _, line := range bytes.Split(msg, []byte("\n")) {
+	for len(msg) > 0 {
+		line := msg
+		if i := bytes.IndexByte(msg, '\n'); i >= 0 {
+			line, msg = msg[:i], msg[i+1:]
+		} else {
+			msg = nil
+		}
 		if bytes.Equal(bytes.TrimSpace(line), centPingMsg) {
 			return true
 		}

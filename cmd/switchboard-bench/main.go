@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"switchboard/bench/load"
 	"switchboard/bench/peer"
 )
 
@@ -195,9 +196,13 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	fs.DurationVar(&o.churnSettle, "churn-settle", 5*time.Second, "churn: wait before checking goroutines and RSS")
 	fs.IntVar(&o.sourceIPs, "source-ips", 8, "dial from 127.0.0.2..(1+N) to avoid ephemeral port exhaustion (0 = one)")
 	fs.IntVar(&o.dialParallel, "dial-parallel", 32, "connections opened in parallel")
+	clientRead := fs.String("client-read", "epoll", "how the tool's clients read their sockets: epoll (a few poller goroutines) or goroutine (a blocked reader per client)")
 	fs.StringVar(&o.profileDir, "profile", "", "directory for server CPU profiles taken during each fan-out measurement, and for the logs of servers whose measurement had publish errors (empty = no profiles; logs in a temporary directory)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if err := load.SetReadMode(*clientRead); err != nil {
+		return fmt.Errorf("-client-read: %w", err)
 	}
 	var err error
 	if o.sizes, err = parseSizes(*sizes); err != nil {
