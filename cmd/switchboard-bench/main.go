@@ -170,7 +170,7 @@ func runBench(ctx context.Context, args []string, log *slog.Logger) error {
 	fs.IntVar(&o.reps, "reps", 1, "fanout: repetitions per size (median reported), servers alternated")
 	sizes := fs.String("sizes", "1000x20,5000x20,10000x5,10000x20", "fanout: SUBSxEVENTS_PER_S list, ascending subscribers")
 	fs.IntVar(&o.satSubs, "sat-subs", 5000, "saturation: subscribers (must be one of -sizes)")
-	satRates := fs.String("sat-rates", "16,25,40,60,80,100,120,160,200,240,300", "saturation: event rates tried in order (stops at the first failing one)")
+	satRates := fs.String("sat-rates", "16,25,40,60,80,100,120,160,200,240,300,360,420,500,600,800", "saturation: event rates tried in order (stops at the first failing one)")
 	fs.DurationVar(&o.satStep, "sat-step", 6*time.Second, "saturation: time per step (0 = skip)")
 	satWho := fs.String("sat-contenders", "switchboard/pusher,peer/centrifugo", "saturation: contenders searched (the ratio target compares these two)")
 	fs.IntVar(&o.c2sSubs, "c2s-subs", 100, "commit-to-screen: subscribed clients")

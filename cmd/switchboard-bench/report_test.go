@@ -148,3 +148,33 @@ func TestSummaryNewTargets(t *testing.T) {
 		}
 	}
 }
+
+// TestSummarySaturationVerdict: a Switchboard search that never failed a
+// step only gives a floor, so a ratio under 4× is undecided, not missed.
+func TestSummarySaturationVerdict(t *testing.T) {
+	tests := []struct {
+		name    string
+		sbRate  float64
+		satStop string
+		pubErr  bool
+		want    string
+	}{
+		{"four times the peer", 320, "next failed at 360/s", false, "→ 4.00×, no publish error MET"},
+		{"below and stopped by a failing step", 300, "next failed at 360/s", false, "→ 3.75×, no publish error **MISSED**"},
+		{"below but every step passed", 300, "", false, "→ 3.75×, no publish error **UNDECIDED**: Switchboard passed every step"},
+		{"four times but a publish error", 320, "publish error", true, "**its search ended on a publish error** (see the saturation row) **MISSED**"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := fakeRow("saturation", "switchboard/pusher", 5000, tt.sbRate, 200*time.Millisecond, time.Second)
+			s.satStop, s.satPubErr = tt.satStop, tt.pubErr
+			p := fakeRow("saturation", "peer/centrifugo", 5000, 80, 200*time.Millisecond, time.Second)
+			p.satStop = "next failed at 100/s"
+			r := &runner{rows: []row{s, p}}
+			sum := strings.Join(r.summary(), "\n")
+			if !strings.Contains(sum, tt.want) {
+				t.Fatalf("summary lacks %q:\n%s", tt.want, sum)
+			}
+		})
+	}
+}
