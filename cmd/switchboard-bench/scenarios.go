@@ -47,6 +47,15 @@ func (r *runner) add(x row) {
 	r.rows = append(r.rows, x)
 	r.mu.Unlock()
 	r.log.Info("result", "row", x.line())
+	if x.res.Events > 0 {
+		// Where a last-subscriber latency went: the publish call (stamp
+		// to commit acknowledged) and after it (acknowledged to the last
+		// receipt). Log only; the report keeps its columns.
+		p, a := x.res.Publish, x.res.AckLag
+		r.log.Info("latency split", "scenario", x.scenario, "server", x.server,
+			"publish_p50_ms", ms(p.P50), "publish_p99_ms", ms(p.P99), "publish_max_ms", ms(p.Max),
+			"after_ack_p50_ms", ms(a.P50), "after_ack_p99_ms", ms(a.P99), "after_ack_max_ms", ms(a.Max))
+	}
 }
 
 // contender is one server + protocol pair of the fan-out comparison.
