@@ -148,100 +148,101 @@ func pusherStub(t *testing.T, after func(ws *websocket.Conn), pongs chan<- strin
 	return "ws://" + strings.TrimPrefix(srv.URL, "http://")
 }
 
-// TestClientReadersRecordAndAnswer runs both readers against the stub:
-// every stamped event is recorded once (one that came with the handshake's
-// last frame, one fragmented), pings of both kinds are answered, and the
-// server's close ends the client with its code.
-func TestClientReadersRecordAndAnswer(t *testing.T) {
+// eachReader runs fn once with each client reader.
+func eachReader(t *testing.T, fn func(t *testing.T, mode string)) {
 	for _, mode := range []string{"epoll", "goroutine"} {
 		t.Run(mode, func(t *testing.T) {
 			if err := SetReadMode(mode); err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = SetReadMode("epoll") })
-			pongs := make(chan string, 10)
-			proceed := make(chan struct{})
-			url := pusherStub(t, func(ws *websocket.Conn) {
-				<-proceed
-				long := strings.Repeat("p", 500) + Stamp(1, time.Now())
-				_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"event":"e","channel":"c","data":"`+long+`"}`))
-				_ = ws.WriteControl(websocket.PingMessage, []byte("hi"), time.Now().Add(time.Second))
-				_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"event":"pusher:ping","data":{}}`))
-			}, pongs)
-			rec := NewRecorder(4)
-			var cur atomic.Pointer[Recorder]
-			cur.Store(rec)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			c, err := NewDialer(0).Dial(ctx, Target{Protocol: Pusher, WSURL: url, Channels: []string{"c"}}, &cur)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			if got := c.polled(); got != (mode == "epoll") {
-				t.Fatalf("polled = %v in mode %s", got, mode)
-			}
-			close(proceed)
-			want := map[string]bool{"ws:hi": true, `{"event":"pusher:pong","data":{}}`: true}
-			for len(want) > 0 {
-				select {
-				case got := <-pongs:
-					if !want[got] {
-						t.Fatalf("server got %q", got)
-					}
-					delete(want, got)
-				case <-ctx.Done():
-					t.Fatalf("answers missing: %v", want)
-				}
-			}
-			for seq := range 2 {
-				deadline := time.Now().Add(5 * time.Second)
-				for rec.got[seq].Load() == 0 && time.Now().Before(deadline) {
-					time.Sleep(10 * time.Millisecond)
-				}
-				if n := rec.got[seq].Load(); n != 1 {
-					t.Fatalf("event %d recorded %d times, want once", seq, n)
-				}
-			}
-			if s := rec.Stray.Load(); s != 0 {
-				t.Fatalf("%d stray deliveries", s)
-			}
-			if !c.Alive() {
-				t.Fatalf("client died: %v", c.Err())
-			}
+			fn(t, mode)
 		})
 	}
+}
+
+// dialStub connects a Pusher client to the stub at url; the client is
+// closed when the test ends, and ctx bounds the test's waits.
+func dialStub(t *testing.T, url string, cur *atomic.Pointer[Recorder]) (*Client, context.Context) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	c, err := NewDialer(0).Dial(ctx, Target{Protocol: Pusher, WSURL: url, Channels: []string{"c"}}, cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c, ctx
+}
+
+// TestClientReadersRecordAndAnswer runs both readers against the stub:
+// every stamped event is recorded once (one that came with the handshake's
+// last frame, one fragmented) and pings of both kinds are answered.
+func TestClientReadersRecordAndAnswer(t *testing.T) {
+	eachReader(t, func(t *testing.T, mode string) {
+		pongs := make(chan string, 10)
+		proceed := make(chan struct{})
+		url := pusherStub(t, func(ws *websocket.Conn) {
+			<-proceed
+			long := strings.Repeat("p", 500) + Stamp(1, time.Now())
+			_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"event":"e","channel":"c","data":"`+long+`"}`))
+			_ = ws.WriteControl(websocket.PingMessage, []byte("hi"), time.Now().Add(time.Second))
+			_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"event":"pusher:ping","data":{}}`))
+		}, pongs)
+		rec := NewRecorder(4)
+		var cur atomic.Pointer[Recorder]
+		cur.Store(rec)
+		c, ctx := dialStub(t, url, &cur)
+		if got := c.polled(); got != (mode == "epoll") {
+			t.Fatalf("polled = %v in mode %s", got, mode)
+		}
+		close(proceed)
+		want := map[string]bool{"ws:hi": true, `{"event":"pusher:pong","data":{}}`: true}
+		for len(want) > 0 {
+			select {
+			case got := <-pongs:
+				if !want[got] {
+					t.Fatalf("server got %q", got)
+				}
+				delete(want, got)
+			case <-ctx.Done():
+				t.Fatalf("answers missing: %v", want)
+			}
+		}
+		for seq := range 2 {
+			deadline := time.Now().Add(5 * time.Second)
+			for rec.got[seq].Load() == 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if n := rec.got[seq].Load(); n != 1 {
+				t.Fatalf("event %d recorded %d times, want once", seq, n)
+			}
+		}
+		if s := rec.Stray.Load(); s != 0 {
+			t.Fatalf("%d stray deliveries", s)
+		}
+		if !c.Alive() {
+			t.Fatalf("client died: %v", c.Err())
+		}
+	})
 }
 
 // TestClientEndsWithTheServersClose checks that a close frame from the
 // server ends the client with its code, in both readers.
 func TestClientEndsWithTheServersClose(t *testing.T) {
-	for _, mode := range []string{"epoll", "goroutine"} {
-		t.Run(mode, func(t *testing.T) {
-			if err := SetReadMode(mode); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = SetReadMode("epoll") })
-			url := pusherStub(t, func(ws *websocket.Conn) {
-				_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(4200, "bye"), time.Now().Add(time.Second))
-			}, make(chan string, 10))
-			var cur atomic.Pointer[Recorder]
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			c, err := NewDialer(0).Dial(ctx, Target{Protocol: Pusher, WSURL: url, Channels: []string{"c"}}, &cur)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			select {
-			case <-c.done:
-			case <-ctx.Done():
-				t.Fatal("the client outlived the server's close")
-			}
-			var ce *websocket.CloseError
-			if !errors.As(c.Err(), &ce) || ce.Code != 4200 {
-				t.Fatalf("Err = %v, want close 4200", c.Err())
-			}
-		})
-	}
+	eachReader(t, func(t *testing.T, _ string) {
+		url := pusherStub(t, func(ws *websocket.Conn) {
+			_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(4200, "bye"), time.Now().Add(time.Second))
+		}, make(chan string, 10))
+		var cur atomic.Pointer[Recorder]
+		c, ctx := dialStub(t, url, &cur)
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			t.Fatal("the client outlived the server's close")
+		}
+		var ce *websocket.CloseError
+		if !errors.As(c.Err(), &ce) || ce.Code != 4200 {
+			t.Fatalf("Err = %v, want close 4200", c.Err())
+		}
+	})
 }
