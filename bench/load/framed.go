@@ -62,7 +62,7 @@ func (c *framedConn) Read(p []byte) (int, error) {
 			// A new frame: its length is in the header, which may need
 			// more bytes than this read brought.
 			for {
-				n, ok := frameLen(c.buf)
+				_, n, ok := frameLen(c.buf)
 				if ok {
 					c.left = n
 					break
@@ -107,28 +107,29 @@ func (c *framedConn) leftover() []byte {
 	return b
 }
 
-// frameLen is the whole length (header and payload) of the server frame
-// starting b; ok is false while b holds too little of the header to tell.
-func frameLen(b []byte) (n int, ok bool) {
+// frameLen gives the header length and the whole length (header and
+// payload) of the frame starting b; ok is false while b holds too little of
+// the header to tell.
+func frameLen(b []byte) (hdr, n int, ok bool) {
 	if len(b) < 2 {
-		return 0, false
+		return 0, 0, false
 	}
-	h := 2
+	mask := 0
 	if b[1]&0x80 != 0 {
-		h += 4 // masked (never from a server, but the length is still known)
+		mask = 4 // masked (never from a server, but the length is still known)
 	}
 	switch l := int(b[1] & 0x7f); l {
 	case 126:
 		if len(b) < 4 {
-			return 0, false
+			return 0, 0, false
 		}
-		return h + 2 + int(binary.BigEndian.Uint16(b[2:])), true
+		return 4 + mask, 4 + mask + int(binary.BigEndian.Uint16(b[2:])), true
 	case 127:
 		if len(b) < 10 {
-			return 0, false
+			return 0, 0, false
 		}
-		return h + 8 + int(min(binary.BigEndian.Uint64(b[2:]), 1<<31)), true
+		return 10 + mask, 10 + mask + int(min(binary.BigEndian.Uint64(b[2:]), 1<<31)), true
 	default:
-		return h + l, true
+		return 2 + mask, 2 + mask + l, true
 	}
 }

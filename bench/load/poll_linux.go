@@ -237,7 +237,7 @@ func (c *Client) readable(buf []byte) {
 // the incomplete rest; ok is false when the connection ended.
 func (c *Client) consume(b []byte) (rest []byte, ok bool) {
 	for {
-		n, known := frameLen(b)
+		h, n, known := frameLen(b)
 		if !known || len(b) < n {
 			return b, true
 		}
@@ -246,13 +246,6 @@ func (c *Client) consume(b []byte) (rest []byte, ok bool) {
 		if frame[1]&0x80 != 0 {
 			c.finish(errors.New("server sent a masked frame"))
 			return nil, false
-		}
-		h := 2
-		switch frame[1] & 0x7f {
-		case 126:
-			h = 4
-		case 127:
-			h = 10
 		}
 		fin, op, payload := frame[0]&0x80 != 0, frame[0]&0x0f, frame[h:]
 		switch op {

@@ -7,7 +7,8 @@ import "fmt"
 // clientPoll is empty where there is no client poller (poll_linux.go).
 type clientPoll struct{}
 
-// SetReadMode accepts only "goroutine" where epoll is unavailable.
+// SetReadMode accepts both names; without epoll every client is read by a
+// goroutine of its own.
 func SetReadMode(mode string) error {
 	if mode != "goroutine" && mode != "epoll" {
 		return fmt.Errorf("read mode %q: want epoll or goroutine", mode)
