@@ -51,6 +51,8 @@ type DB struct {
 	// committed gets a token after every commit that wrote events, so the
 	// relay in this process wakes without waiting for a poll.
 	committed chan struct{}
+	// group commits single-statement writes together (PostgreSQL only).
+	group *groupCommit
 
 	stmts     sync.Map // query → *sql.Stmt, see stmt
 	stmtCount atomic.Int32
@@ -108,6 +110,9 @@ func (db *DB) Close() error {
 		v.(*sql.Stmt).Close()
 		return true
 	})
+	if db.group != nil {
+		db.group.close()
+	}
 	return db.DB.Close()
 }
 
@@ -184,6 +189,10 @@ func openPostgres(ctx context.Context, dsn string, localWake bool, timeout time.
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := sdb.QueryRowContext(pctx, `SELECT current_schema()`).Scan(&db.Schema); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	if db.group, err = newGroupCommit(dsn, db.Schema, localWake, timeout); err != nil {
 		sdb.Close()
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}

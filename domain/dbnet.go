@@ -39,10 +39,13 @@ func IsUnavailable(err error) bool {
 		return true
 	}
 	var pe *pq.Error
-	if errors.As(err, &pe) {
+	c, ok := pgErrorCode(err)
+	if !ok && errors.As(err, &pe) {
+		c, ok = string(pe.Code), true
+	}
+	if ok {
 		// Class 08: connection exception; 57P01-57P03: admin shutdown,
 		// crash shutdown, cannot connect now (starting up).
-		c := string(pe.Code)
 		return strings.HasPrefix(c, "08") || c == "57P01" || c == "57P02" || c == "57P03"
 	}
 	msg := err.Error()

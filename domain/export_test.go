@@ -10,3 +10,16 @@ var ShiftPlaceholders = shiftPlaceholders
 func WithIdempotencyClaim(ctx context.Context, scope, key, attempt string) context.Context {
 	return context.WithValue(ctx, idemClaimKey{}, idemClaim{scope: scope, key: key, attempt: attempt})
 }
+
+// GroupConns is how many groups a DB commits at once.
+const GroupConns = groupConns
+
+// PauseGroupCommit holds db's committers before they fill their next group
+// (each may have taken that group's first request) and returns the
+// release. GroupQueued is how many requests wait in the queue meanwhile.
+func PauseGroupCommit(db *DB) (release func()) {
+	db.group.gate.Lock()
+	return db.group.gate.Unlock
+}
+
+func GroupQueued(db *DB) int { return len(db.group.reqs) }

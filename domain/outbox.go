@@ -77,6 +77,19 @@ END;
 $$ LANGUAGE plpgsql;
 `,
 	SQLite: `SELECT 1;`,
+}, {
+	// The same test as a WHEN clause: for those sessions PostgreSQL then
+	// neither queues the AFTER trigger nor calls the function, about 6 % of
+	// its CPU per write on the outbox benchmark (BENCHMARKS.md, session 13).
+	Module: "outbox", Version: 3,
+	Postgres: `
+DROP TRIGGER IF EXISTS switchboard_outbox_notify ON "watermill_events";
+CREATE TRIGGER switchboard_outbox_notify AFTER INSERT ON "watermill_events"
+  FOR EACH STATEMENT
+  WHEN (current_setting('switchboard.local_wake', true) IS DISTINCT FROM 'on')
+  EXECUTE FUNCTION switchboard_notify_outbox();
+`,
+	SQLite: `SELECT 1;`,
 }}
 
 // outboxInsert returns the statement that inserts envs into the outbox:

@@ -16,9 +16,10 @@ import (
 // inserted with InsertRow are held back until something else runs or the
 // transaction commits. A write whose only statement is such an insert then
 // reaches PostgreSQL as one statement that inserts the row and its events
-// together, committed on its own: one round trip instead of four (BEGIN,
-// insert, outbox insert, COMMIT), and no transaction left open while the
-// process prepares its next statement, which would hold the relay back.
+// together: one round trip instead of four (BEGIN, insert, outbox insert,
+// COMMIT), and no transaction left open while the process prepares its next
+// statement, which would hold the relay back. Such statements from
+// concurrent requests commit together (groupcommit.go).
 type Tx struct {
 	Dialect Dialect
 	ctx     context.Context
@@ -120,7 +121,11 @@ func (tx *Tx) commit(ctx context.Context) error {
 			return nil // nothing read or written
 		}
 		// A single statement is atomic on its own: PostgreSQL commits it
-		// (durably, as COMMIT would) before answering.
+		// (durably, as COMMIT would) before answering; the committers send
+		// it with the others in flight, a group that commits or fails whole.
+		if tx.db.group != nil {
+			return tx.db.group.exec(ctx, final)
+		}
 		if _, err := tx.exec(ctx, nil, final); err != nil {
 			return fmt.Errorf("commit: %w", err)
 		}
