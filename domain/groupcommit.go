@@ -58,9 +58,10 @@ const (
 	idleCheck  = 10 * time.Second
 )
 
-// libpqOnly are settings of a lib/pq DSN that pgx would pass to the server
-// as run-time parameters, which it refuses.
-var libpqOnly = []string{"binary_parameters", "disable_prepared_binary_result"}
+// LibpqOnly are settings of a lib/pq DSN (poolDSN adds the first) that pgx
+// would pass to the server as run-time parameters, which it refuses: the
+// committers and the relay's replication connection drop them.
+var LibpqOnly = []string{"binary_parameters", "disable_prepared_binary_result"}
 
 // GroupCommitName is the application_name of the committers' connections
 // to schema's database (unless the DSN names one): operators find them in
@@ -72,7 +73,7 @@ func newGroupCommit(dsn, schema string, localWake bool, timeout time.Duration) (
 	if err != nil {
 		return nil, fmt.Errorf("group commit: %w", err)
 	}
-	for _, k := range libpqOnly {
+	for _, k := range LibpqOnly {
 		delete(cfg.RuntimeParams, k)
 	}
 	if localWake {

@@ -50,10 +50,6 @@ func ReplicationName(schema string) string {
 	return name
 }
 
-// libpqOnly are lib/pq settings of the pool's DSN that the server would
-// take for unknown run-time parameters on the replication connection.
-var libpqOnly = []string{"binary_parameters", "disable_prepared_binary_result"}
-
 // replicationDSN turns the pool's DSN (URL or key=value) into one for a
 // logical replication connection to the same database.
 func replicationDSN(dsn string) string {
@@ -63,7 +59,7 @@ func replicationDSN(dsn string) string {
 			return dsn // ParseConfig reports it
 		}
 		q := u.Query()
-		for _, k := range libpqOnly {
+		for _, k := range domain.LibpqOnly {
 			q.Del(k)
 		}
 		q.Set("replication", "database")
