@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/lib/pq"
 )
 
@@ -38,12 +39,17 @@ func IsUnavailable(err error) bool {
 	if errors.As(err, &ne) {
 		return true
 	}
+	// The pool's errors come from lib/pq, the committers' from pgx.
+	var c string
 	var pe *pq.Error
-	c, ok := pgErrorCode(err)
-	if !ok && errors.As(err, &pe) {
-		c, ok = string(pe.Code), true
+	var xe *pgconn.PgError
+	switch {
+	case errors.As(err, &pe):
+		c = string(pe.Code)
+	case errors.As(err, &xe):
+		c = xe.Code
 	}
-	if ok {
+	if c != "" {
 		// Class 08: connection exception; 57P01-57P03: admin shutdown,
 		// crash shutdown, cannot connect now (starting up).
 		return strings.HasPrefix(c, "08") || c == "57P01" || c == "57P02" || c == "57P03"

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // groupCommit runs the PostgreSQL writes that are one statement each (see
@@ -243,13 +242,4 @@ func (g *groupCommit) send(conn **pgx.Conn, group []*groupReq) error {
 		return fmt.Errorf("commit: %w", first)
 	}
 	return nil
-}
-
-// pgErrorCode is the SQLSTATE of a PostgreSQL error from either driver.
-func pgErrorCode(err error) (string, bool) {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code, true
-	}
-	return "", false
 }

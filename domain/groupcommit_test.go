@@ -103,6 +103,12 @@ func TestGroupCommit(t *testing.T) {
 	}
 }
 
+// emitOnly is a write of one event and no row: one statement, so it goes
+// through the committers.
+func emitOnly(ctx context.Context, db *domain.DB, n int) error {
+	return db.InTx(ctx, func(tx *domain.Tx) error { return tx.Emit(domain.Scope{Channels: []string{"c"}}, pinged{N: n}) })
+}
+
 func numbered(prefix string, n int) []string {
 	out := make([]string, n)
 	for i := range out {
@@ -118,7 +124,7 @@ func TestGroupCommitCallerGivesUp(t *testing.T) {
 	release := domain.PauseGroupCommit(db)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	err := db.InTx(ctx, func(tx *domain.Tx) error { return tx.Emit(domain.Scope{Channels: []string{"c"}}, pinged{N: 1}) })
+	err := emitOnly(ctx, db, 1)
 	release()
 	if !errors.Is(err, context.DeadlineExceeded) || !domain.IsUnavailable(err) {
 		t.Fatalf("InTx after the deadline: %v, want an unavailable deadline error", err)
@@ -126,7 +132,7 @@ func TestGroupCommitCallerGivesUp(t *testing.T) {
 	bg := context.Background()
 	// This write goes through a committer after the abandoned one.
 	for range domain.GroupConns {
-		if err := db.InTx(bg, func(tx *domain.Tx) error { return tx.Emit(domain.Scope{Channels: []string{"c"}}, pinged{N: 2}) }); err != nil {
+		if err := emitOnly(bg, db, 2); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -144,7 +150,7 @@ func TestGroupCommitAfterClose(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	start := time.Now()
-	err := db.InTx(ctx, func(tx *domain.Tx) error { return tx.Emit(domain.Scope{Channels: []string{"c"}}, pinged{N: 1}) })
+	err := emitOnly(ctx, db, 1)
 	if !domain.IsUnavailable(err) || errors.Is(err, context.DeadlineExceeded) || time.Since(start) > time.Second {
 		t.Fatalf("write after Close: %v after %s, want unavailable at once", err, time.Since(start))
 	}
@@ -156,9 +162,7 @@ func TestGroupCommitAfterClose(t *testing.T) {
 func TestGroupCommitReconnects(t *testing.T) {
 	db := dbtest.Postgres(t, domain.CoreMigrations())
 	ctx := context.Background()
-	emit := func() error {
-		return db.InTx(ctx, func(tx *domain.Tx) error { return tx.Emit(domain.Scope{Channels: []string{"c"}}, pinged{N: 1}) })
-	}
+	emit := func() error { return emitOnly(ctx, db, 1) }
 	// Open every committer's connection: writes queued together reach both.
 	release := domain.PauseGroupCommit(db)
 	errs := make(chan error, 8)
