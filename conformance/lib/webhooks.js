@@ -10,7 +10,8 @@
 // X-Switchboard-Webhook-Id header. Anything else is recorded in `problems`,
 // which every test asserts empty at the end.
 //
-// The receiver answers with `respond(request)` (default 200), so a test can
+// The receiver answers with `respond(request, generation)` (default 200; the
+// generation of the connection, see below), so a test can
 // make it fail (503/500) for a while, and it can be stopped and started
 // again on the same port (unreachable in between).
 import { createServer } from 'node:http';
@@ -31,6 +32,10 @@ export class WebhookReceiver {
     this.port = 0;
     this.server = undefined;
     this.sockets = new Set();
+    // generation stamps each connection when it opens: a test bumps it when
+    // it kills a server, so a request the dead process sent before it died
+    // (still unread in the socket) is told apart from the new process's.
+    this.generation = 0;
   }
 
   // start listens on 127.0.0.1 (a free port the first time, the same port
@@ -38,6 +43,7 @@ export class WebhookReceiver {
   async start() {
     const server = createServer((req, res) => this.handle(req, res));
     server.on('connection', (s) => {
+      s.generation = this.generation;
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
     });
@@ -122,7 +128,7 @@ export class WebhookReceiver {
       }
       let status = 200;
       try {
-        status = this.respond(r);
+        status = this.respond(r, req.socket.generation);
       } catch (err) {
         bad(`respond threw ${err.message}`);
         status = 500;

@@ -412,7 +412,12 @@ async function killRun(kind, t) {
     for (const p of clients) p.disconnect();
     await srv.kill('SIGKILL');
     const killedAt = Date.now();
-    rcv.respond = () => 200;
+    // A request the killed process sent just before it died may still be
+    // unread in its socket: it is refused like the others, since the dead
+    // process can never record it as sent. Only the new process's
+    // connections (a newer generation) are answered 200.
+    const gen = ++rcv.generation;
+    rcv.respond = (_r, socketGen) => (socketGen === gen ? 200 : 500);
     const srv2 = launchServer({ port, dataDir: store.dataDir, env });
     servers.push(srv2);
     await srv2.waitReady(20_000);
