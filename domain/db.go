@@ -240,48 +240,6 @@ func IsPostgresURL(s string) bool {
 	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
 
-// idBlock holds ids drawn ahead from one table's sequence.
-type idBlock struct {
-	mu  sync.Mutex
-	ids []int64
-}
-
-// idBatch is how many ids nextID draws per round trip. Unused ones are lost
-// when the process stops, like the values of a rolled-back insert.
-const idBatch = 32
-
-// nextID returns a new id for table's "id" column (PostgreSQL), drawing
-// idBatch values of its sequence at once through q.
-func (db *DB) nextID(ctx context.Context, q Querier, table string) (int64, error) {
-	v, _ := db.idBlocks.LoadOrStore(table, &idBlock{})
-	b := v.(*idBlock)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.ids) == 0 {
-		rows, err := q.QueryContext(ctx, `SELECT nextval(pg_get_serial_sequence($1, 'id')) FROM generate_series(1, $2) ORDER BY 1`, table, idBatch)
-		if err != nil {
-			return 0, fmt.Errorf("ids for %s: %w", table, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				return 0, fmt.Errorf("ids for %s: %w", table, err)
-			}
-			b.ids = append(b.ids, id)
-		}
-		if err := rows.Err(); err != nil {
-			return 0, fmt.Errorf("ids for %s: %w", table, err)
-		}
-		if len(b.ids) == 0 {
-			return 0, fmt.Errorf("ids for %s: no sequence values", table)
-		}
-	}
-	id := b.ids[0]
-	b.ids = b.ids[1:]
-	return id, nil
-}
-
 // ListenDialer opens PostgreSQL LISTEN connections with the pool's connect
 // timeout and keepalive (the relay's wake-ups); nil on SQLite.
 func (db *DB) ListenDialer() pq.Dialer {

@@ -1,6 +1,9 @@
 package domain
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // ShiftPlaceholders exposes shiftPlaceholders to the external tests.
 var ShiftPlaceholders = shiftPlaceholders
@@ -23,3 +26,23 @@ func PauseGroupCommit(db *DB) (release func()) {
 }
 
 func GroupQueued(db *DB) int { return len(db.group.reqs) }
+
+// IDsHeld is how many ids db holds drawn ahead for table.
+func IDsHeld(db *DB, table string) int {
+	v, ok := db.idBlocks.Load(table)
+	if !ok {
+		return 0
+	}
+	b := v.(*idBlock)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.ids)
+}
+
+// IDDrawSize is the size of the draw that follows one of size made since
+// ago (size 0: the first draw).
+func IDDrawSize(size int, since time.Duration) int {
+	now := time.Now()
+	b := &idBlock{size: size, drawnAt: now.Add(-since)}
+	return b.grow(now)
+}
