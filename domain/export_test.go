@@ -46,3 +46,11 @@ func IDDrawSize(size int, since time.Duration) int {
 	b := &idBlock{size: size, drawnAt: now.Add(-since)}
 	return b.grow(now)
 }
+
+// AddIDs puts drawn ids in a block that holds held and last handed out
+// last, and returns what it holds then.
+func AddIDs(held []int64, last int64, drawn []int64) []int64 {
+	b := &idBlock{ids: held, last: last}
+	b.add(drawn)
+	return b.ids
+}

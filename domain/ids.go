@@ -3,6 +3,7 @@ package domain
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -11,6 +12,7 @@ import (
 type idBlock struct {
 	mu      sync.Mutex
 	ids     []int64
+	last    int64     // the last id handed out
 	size    int       // ids per draw, see grow
 	drawnAt time.Time // when the last draw began
 	drawing bool      // a draw ahead is under way
@@ -58,10 +60,11 @@ func (db *DB) nextID(ctx context.Context, q Querier, table string) (int64, error
 		if err != nil {
 			return 0, err
 		}
-		b.ids = append(b.ids, ids...)
+		b.ids = ids // in order; fresh from the sequence, even one reset meanwhile
 	}
 	id := b.ids[0]
 	b.ids = b.ids[1:]
+	b.last = id
 	if len(b.ids) <= b.size/2 && !b.drawing {
 		b.drawing = true
 		go db.drawAhead(table, b, b.grow(time.Now()))
@@ -70,7 +73,10 @@ func (db *DB) nextID(ctx context.Context, q Querier, table string) (int64, error
 }
 
 // drawAhead adds a block of n ids to b. A failure is left to the next
-// caller that finds b empty, which draws on its own and reports it.
+// caller that finds b empty, which draws on its own and reports it. A
+// caller may have drawn meanwhile, and its ids may be later in the
+// sequence: the ids are kept in order, and any below one already handed
+// out are dropped (a gap), so ids stay increasing within a process.
 func (db *DB) drawAhead(table string, b *idBlock, n int) {
 	ctx, cancel := context.WithTimeout(context.Background(), db.Timeout())
 	defer cancel()
@@ -79,8 +85,17 @@ func (db *DB) drawAhead(table string, b *idBlock, n int) {
 	defer b.mu.Unlock()
 	b.drawing = false
 	if err == nil {
-		b.ids = append(b.ids, ids...)
+		b.add(ids)
 	}
+}
+
+// add puts drawn ids in b, in order, without those below the last one
+// handed out.
+func (b *idBlock) add(ids []int64) {
+	b.ids = append(b.ids, ids...)
+	slices.Sort(b.ids)
+	keep, _ := slices.BinarySearch(b.ids, b.last+1)
+	b.ids = b.ids[keep:]
 }
 
 // drawIDs draws n values of table's id sequence in one round trip.

@@ -34,6 +34,29 @@ func TestIDDrawSize(t *testing.T) {
 	}
 }
 
+// A draw ahead that lands after a caller drew its own block keeps the ids
+// in order and drops those below one already handed out.
+func TestAddIDs(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		held        []int64
+		last        int64
+		drawn, want []int64
+	}{
+		{"empty block", nil, 10, []int64{11, 12}, []int64{11, 12}},
+		{"after the held ones", []int64{11, 12}, 10, []int64{13, 14}, []int64{11, 12, 13, 14}},
+		{"drawn earlier in the sequence, still ahead", []int64{21, 22}, 10, []int64{11, 12}, []int64{11, 12, 21, 22}},
+		{"drawn earlier, partly handed past", []int64{31, 32}, 30, []int64{11, 12}, []int64{31, 32}},
+		{"all below the last handed out", nil, 30, []int64{11, 12}, []int64{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := domain.AddIDs(tc.held, tc.last, tc.drawn); !slices.Equal(got, tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 // Once half a block is used, the next block is drawn in the background;
 // with the pool's only connection held by the writing transaction, the
 // writer draws on that connection itself instead of waiting for the pool.
@@ -105,6 +128,9 @@ func TestInsertRowDrawsAhead(t *testing.T) {
 	sorted := slices.Clone(ids)
 	slices.Sort(sorted)
 	distinct := len(slices.Compact(sorted))
+	if !slices.IsSorted(ids) {
+		t.Fatal("ids not increasing in the order they were handed out")
+	}
 	if rows != len(ids) || distinct != len(ids) {
 		t.Fatalf("%d rows for %d inserts, %d distinct ids", rows, len(ids), distinct)
 	}
