@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"sort"
 	"strings"
 	"sync"
@@ -136,8 +137,18 @@ func (p *Publisher) One(ctx context.Context, rec *Recorder, seq int) {
 	if p.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+p.Token)
 	}
+	// Which connection a request went out on: a transport error then says
+	// whether it was a kept-alive one and how long it had been idle, the
+	// first thing to know about an EOF.
+	var conn httptrace.GotConnInfo
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		GotConn: func(i httptrace.GotConnInfo) { conn = i },
+	}))
 	resp, err := p.Client.Do(req)
 	if err != nil {
+		if conn.Conn != nil {
+			err = fmt.Errorf("%w (on connection %s, reused %t, idle %v before)", err, conn.Conn.LocalAddr(), conn.Reused, conn.IdleTime)
+		}
 		p.fail(err)
 		return
 	}
