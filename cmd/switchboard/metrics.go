@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"switchboard/domain"
+	"switchboard/internal/listener"
 	"switchboard/metrics"
 	"switchboard/outbox"
 )
@@ -48,7 +49,7 @@ func serveMetrics(cfg config, e *echo.Echo, src metrics.Sources, log *slog.Logge
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", x.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	go func() { _ = srv.Serve(listener.WaitForData(ln, freshConnWait)) }()
 	log.Info("metrics listening", "url", "http://"+ln.Addr().String()+"/metrics")
 	return func() { _ = srv.Close() }, nil
 }

@@ -29,6 +29,7 @@ import (
 	"switchboard/gateway/centrifuge"
 	"switchboard/gateway/pusher"
 	"switchboard/gateway/webhooks"
+	"switchboard/internal/listener"
 	"switchboard/metrics"
 	"switchboard/notifications"
 	"switchboard/openapi"
@@ -272,6 +273,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ln = listener.WaitForData(ln, freshConnWait)
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
 	srv.RegisterOnShutdown(cons.Close) // open console streams would hold Shutdown
 	if cfg.TLSCert != "" {
@@ -347,6 +349,12 @@ func newCentrifuge(cfg config, node *gateway.Node, signer *domain.Signer, db *do
 	}
 	return centrifuge.New(node, cc)
 }
+
+// freshConnWait is how long a new connection may stay silent. The header
+// timeout starts with its first bytes (listener.WaitForData): HTTP clients
+// open connections ahead of use, and one closed under them by the header
+// timeout fails its first request with EOF.
+const freshConnWait = 2 * time.Minute
 
 // listen opens the one listener, saying what to do when it cannot.
 func listen(cfg config) (net.Listener, error) {
