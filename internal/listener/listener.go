@@ -20,20 +20,32 @@ import (
 	"time"
 )
 
+// MaxSilent bounds the connections waiting for their first bytes: past it,
+// the one that has waited longest is closed, so a flood of silent
+// connections cannot take every descriptor while real clients still get a
+// long wait.
+const MaxSilent = 4096
+
 // WaitForData returns ln, whose Accept returns a connection only once it
 // has data to read. A connection silent for wait, or closed before it
-// sent anything, is closed and never returned. wait ≤ 0 returns ln itself.
+// sent anything, is closed and never returned; so is the longest-waiting
+// one when more than MaxSilent wait. wait ≤ 0 returns ln itself.
 func WaitForData(ln net.Listener, wait time.Duration) net.Listener {
+	return waitForData(ln, wait, MaxSilent)
+}
+
+func waitForData(ln net.Listener, wait time.Duration, maxSilent int) net.Listener {
 	if wait <= 0 {
 		return ln
 	}
 	l := &waiting{
-		Listener: ln,
-		wait:     wait,
-		ready:    make(chan net.Conn),
-		errs:     make(chan error),
-		done:     make(chan struct{}),
-		pending:  map[net.Conn]struct{}{},
+		Listener:  ln,
+		wait:      wait,
+		maxSilent: maxSilent,
+		ready:     make(chan net.Conn),
+		errs:      make(chan error),
+		done:      make(chan struct{}),
+		pending:   map[net.Conn]time.Time{},
 	}
 	go l.acceptLoop()
 	return l
@@ -41,14 +53,15 @@ func WaitForData(ln net.Listener, wait time.Duration) net.Listener {
 
 type waiting struct {
 	net.Listener
-	wait  time.Duration
-	ready chan net.Conn
-	errs  chan error // Accept errors of ln, one at a time
-	done  chan struct{}
-	once  sync.Once
+	wait      time.Duration
+	maxSilent int
+	ready     chan net.Conn
+	errs      chan error // Accept errors of ln, one at a time
+	done      chan struct{}
+	once      sync.Once
 
 	mu      sync.Mutex
-	pending map[net.Conn]struct{} // accepted, no data yet
+	pending map[net.Conn]time.Time // accepted (when), no data yet
 	closed  bool
 }
 
@@ -83,7 +96,19 @@ func (l *waiting) track(c net.Conn) bool {
 	if l.closed {
 		return false
 	}
-	l.pending[c] = struct{}{}
+	if len(l.pending) >= l.maxSilent {
+		// A linear scan: only under a flood, and bounded by maxSilent.
+		var oldest net.Conn
+		var at time.Time
+		for p, t := range l.pending {
+			if oldest == nil || t.Before(at) {
+				oldest, at = p, t
+			}
+		}
+		delete(l.pending, oldest)
+		oldest.Close() // its await sees the error and ends
+	}
+	l.pending[c] = time.Now()
 	return true
 }
 

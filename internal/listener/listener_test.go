@@ -120,6 +120,41 @@ func TestWaitForData(t *testing.T) {
 		}
 	})
 
+	t.Run("past the cap, the longest-silent connection is closed", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := listener.WaitForDataMax(ln, time.Minute, 2)
+		t.Cleanup(func() { l.Close() })
+		conns, _ := accepted(l)
+		var silent []net.Conn
+		for range 3 {
+			silent = append(silent, dial(t, l))
+			time.Sleep(50 * time.Millisecond) // accepted, in this order
+		}
+		if !closedByServer(silent[0], 2*time.Second) {
+			t.Fatal("the first of 3 silent connections was not closed at a cap of 2")
+		}
+		for i, c := range silent[1:] {
+			if closedByServer(c, 200*time.Millisecond) {
+				t.Fatalf("silent connection %d closed under the cap", i+2)
+			}
+		}
+		talker := dial(t, l)
+		if _, err := talker.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case s := <-conns:
+			if s.RemoteAddr().String() != talker.LocalAddr().String() {
+				t.Fatalf("handed over %s, want the talking client", s.RemoteAddr())
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("a talking client was not handed over at the cap")
+		}
+	})
+
 	t.Run("Close ends Accept and closes the silent connections", func(t *testing.T) {
 		l := listen(t, time.Minute)
 		_, errs := accepted(l)
