@@ -62,7 +62,6 @@ type waiting struct {
 
 	mu      sync.Mutex
 	pending map[net.Conn]time.Time // accepted (when), no data yet
-	closed  bool
 }
 
 func (l *waiting) acceptLoop() {
@@ -93,8 +92,10 @@ func (l *waiting) acceptLoop() {
 func (l *waiting) track(c net.Conn) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
+	select {
+	case <-l.done: // Close has run, or waits for mu to close what is pending
 		return false
+	default:
 	}
 	if len(l.pending) >= l.maxSilent {
 		// A linear scan: only under a flood, and bounded by maxSilent.
@@ -148,7 +149,6 @@ func (l *waiting) Close() error {
 		close(l.done)
 		err = l.Listener.Close()
 		l.mu.Lock()
-		l.closed = true
 		for c := range l.pending {
 			c.Close()
 		}

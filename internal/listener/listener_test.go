@@ -14,14 +14,36 @@ import (
 )
 
 func listen(t *testing.T, wait time.Duration) net.Listener {
+	return listenMax(t, wait, listener.MaxSilent)
+}
+
+func listenMax(t *testing.T, wait time.Duration, maxSilent int) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := listener.WaitForData(ln, wait)
+	l := listener.WaitForDataMax(ln, wait, maxSilent)
 	t.Cleanup(func() { l.Close() })
 	return l
+}
+
+// talkerHandedOver dials l, sends a byte and checks that this connection
+// is the next one Accept returns.
+func talkerHandedOver(t *testing.T, l net.Listener, conns <-chan net.Conn) {
+	t.Helper()
+	talker := dial(t, l)
+	if _, err := talker.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-conns:
+		if s.RemoteAddr().String() != talker.LocalAddr().String() {
+			t.Fatalf("handed over %s, want the talking client %s", s.RemoteAddr(), talker.LocalAddr())
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the talking client was not handed over")
+	}
 }
 
 func dial(t *testing.T, l net.Listener) net.Conn {
@@ -89,18 +111,7 @@ func TestWaitForData(t *testing.T) {
 		if !closedByServer(silent, 2*time.Second) {
 			t.Fatal("a silent connection was not closed after the wait")
 		}
-		talker := dial(t, l)
-		if _, err := talker.Write([]byte("x")); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case s := <-conns:
-			if s.RemoteAddr().String() != talker.LocalAddr().String() {
-				t.Fatalf("handed over %s, want the talking client %s", s.RemoteAddr(), talker.LocalAddr())
-			}
-		case <-time.After(2 * time.Second):
-			t.Fatal("the talking client was not handed over")
-		}
+		talkerHandedOver(t, l, conns)
 		select {
 		case s := <-conns:
 			t.Fatalf("handed over %s as well", s.RemoteAddr())
@@ -121,12 +132,7 @@ func TestWaitForData(t *testing.T) {
 	})
 
 	t.Run("past the cap, the longest-silent connection is closed", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		l := listener.WaitForDataMax(ln, time.Minute, 2)
-		t.Cleanup(func() { l.Close() })
+		l := listenMax(t, time.Minute, 2)
 		conns, _ := accepted(l)
 		var silent []net.Conn
 		for range 3 {
@@ -141,18 +147,7 @@ func TestWaitForData(t *testing.T) {
 				t.Fatalf("silent connection %d closed under the cap", i+2)
 			}
 		}
-		talker := dial(t, l)
-		if _, err := talker.Write([]byte("x")); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case s := <-conns:
-			if s.RemoteAddr().String() != talker.LocalAddr().String() {
-				t.Fatalf("handed over %s, want the talking client", s.RemoteAddr())
-			}
-		case <-time.After(2 * time.Second):
-			t.Fatal("a talking client was not handed over at the cap")
-		}
+		talkerHandedOver(t, l, conns)
 	})
 
 	t.Run("Close ends Accept and closes the silent connections", func(t *testing.T) {
